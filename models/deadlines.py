@@ -1,0 +1,100 @@
+"""Deadlines (时限): how a rule like "1 working day" becomes a timestamp.
+
+Pure functions, no I/O: the deadline activity calls them and hands the workflow a timestamp.
+
+A working-day deadline ends at midnight (Asia/Shanghai) after the Nth working day that follows the
+day the clock starts. So a case opened on a Friday with a 1-working-day callback deadline is due by
+the end of Monday, and one opened on the Saturday of a holiday is due by the end of the first
+working day after the holiday. Hour and minute deadlines are natural time.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Literal, Protocol
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field, model_serializer
+
+CHINA_TZ = ZoneInfo("Asia/Shanghai")
+
+_SPEC_RE = re.compile(r"^\s*(\d+)\s*(wd|h|m)\s*$")
+_UNIT_SUFFIX = {"working_days": "wd", "hours": "h", "minutes": "m"}
+_SUFFIX_UNIT = {v: k for k, v in _UNIT_SUFFIX.items()}
+
+
+class DeadlineSpec(BaseModel):
+    """A deadline rule: an amount of working days, hours or minutes."""
+
+    amount: int = Field(ge=1, le=366)
+    unit: Literal["working_days", "hours", "minutes"]
+
+    @classmethod
+    def parse(cls, text: str) -> DeadlineSpec:
+        """Parse the short form used in settings and policy files: "1wd", "24h", "10m"."""
+        match = _SPEC_RE.match(text)
+        if not match:
+            raise ValueError(f'deadline {text!r} is not of the form "<n>wd", "<n>h" or "<n>m" (e.g. "1wd")')
+        return cls(amount=int(match.group(1)), unit=_SUFFIX_UNIT[match.group(2)])
+
+    @model_serializer
+    def _as_short_form(self) -> str:
+        return str(self)
+
+    def __str__(self) -> str:
+        return f"{self.amount}{_UNIT_SUFFIX[self.unit]}"
+
+
+class WorkdayCalendar(Protocol):
+    """Answers whether a date is a working day, and whether that answer comes from an official table."""
+
+    def is_workday(self, day: date) -> tuple[bool, bool]:
+        """Return (is_workday, known). known is False when the year has no official table."""
+        ...
+
+
+class ChineseStatutoryCalendar:
+    """The State Council calendar (statutory holidays and 调休 working weekends) from `chinese_calendar`.
+
+    For a year the package has no table for, it counts weekends only and says the answer is not known,
+    so the deadline is marked provisional instead of failing (see DOMAIN.md, "Deadlines are in working days").
+    """
+
+    def is_workday(self, day: date) -> tuple[bool, bool]:
+        import chinese_calendar
+
+        try:
+            return chinese_calendar.is_workday(day), True
+        except NotImplementedError:
+            return day.weekday() < 5, False
+
+
+class DueDate(BaseModel):
+    """A computed deadline. provisional: it relied on a year with no official holiday table."""
+
+    at: datetime
+    provisional: bool = False
+
+
+def compute_due(start: datetime, spec: DeadlineSpec, calendar: WorkdayCalendar | None = None) -> DueDate:
+    """The moment a deadline of ``spec`` that starts at ``start`` (timezone-aware) falls due."""
+    if start.tzinfo is None:
+        raise ValueError("start must be timezone-aware")
+    if spec.unit == "hours":
+        return DueDate(at=(start + timedelta(hours=spec.amount)).astimezone(timezone.utc))
+    if spec.unit == "minutes":
+        return DueDate(at=(start + timedelta(minutes=spec.amount)).astimezone(timezone.utc))
+
+    calendar = calendar or ChineseStatutoryCalendar()
+    day = start.astimezone(CHINA_TZ).date()
+    remaining = spec.amount
+    provisional = False
+    while remaining:
+        day += timedelta(days=1)
+        workday, known = calendar.is_workday(day)
+        provisional = provisional or not known
+        if workday:
+            remaining -= 1
+    end_of_day = datetime.combine(day + timedelta(days=1), time.min, tzinfo=CHINA_TZ)
+    return DueDate(at=end_of_day.astimezone(timezone.utc), provisional=provisional)

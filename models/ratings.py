@@ -1,0 +1,136 @@
+"""Ratings (评价): the five levels, channels, targets, and the rating table."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, EmailStr, Field, field_validator, model_validator
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlmodel import Field as SQLField
+from sqlmodel import SQLModel
+
+from models.db import UTCDateTime, str_enum, utcnow
+
+
+class RatingLevel(StrEnum):
+    """The five levels (GB/T 39046-2020 满意度). Codes differ between source systems, so names are the API."""
+
+    VERY_SATISFIED = "very_satisfied"  # 非常满意 / 很好
+    SATISFIED = "satisfied"  # 满意 / 好
+    BASICALLY_SATISFIED = "basically_satisfied"  # 基本满意 / 一般
+    DISSATISFIED = "dissatisfied"  # 不满意 / 差
+    VERY_DISSATISFIED = "very_dissatisfied"  # 非常不满意 / 很差
+
+
+LEVEL_LABELS_ZH = {
+    RatingLevel.VERY_SATISFIED: "非常满意",
+    RatingLevel.SATISFIED: "满意",
+    RatingLevel.BASICALLY_SATISFIED: "基本满意",
+    RatingLevel.DISSATISFIED: "不满意",
+    RatingLevel.VERY_DISSATISFIED: "非常不满意",
+}
+
+# The bottom two levels are bad reviews (差评). Issue #3 moves this into the policy profile.
+BAD_LEVELS = frozenset({RatingLevel.DISSATISFIED, RatingLevel.VERY_DISSATISFIED})
+
+
+class RatingChannel(StrEnum):
+    """Rating channels (评价渠道, GB/T 39046-2020)."""
+
+    PC = "pc"  # PC端
+    MOBILE = "mobile"  # 移动服务端
+    QR_CODE = "qr_code"  # 二维码
+    HALL_TABLET = "hall_tablet"  # 政务大厅平板电脑
+    HALL_TERMINAL = "hall_terminal"  # 政务大厅其他终端 (评价器, 自助终端)
+    PHONE = "phone"  # 电话 (12345 热线)
+    SMS = "sms"  # 短信
+
+
+class RatingTarget(StrEnum):
+    ITEM = "item"  # 事项
+    STAFF = "staff"  # 工作人员 (window transactions only)
+
+
+class Rating(SQLModel, table=True):
+    """One rating of one target of one service record. Rater contact columns are PII: never log or send them."""
+
+    __table_args__ = (UniqueConstraint("record_id", "target", name="uq_rating_record_target"),)
+
+    id: int | None = SQLField(default=None, primary_key=True)
+    record_id: int = SQLField(foreign_key="servicerecord.id", index=True)
+    level: RatingLevel = SQLField(sa_type=str_enum(RatingLevel))
+    channel: RatingChannel = SQLField(sa_type=str_enum(RatingChannel))
+    target: RatingTarget = SQLField(sa_type=str_enum(RatingTarget))
+    answers: dict[str, Any] = SQLField(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    comment: str = SQLField(default="", max_length=2000)
+    real_name: bool = False
+    rater_name: str | None = SQLField(default=None, max_length=100)
+    rater_phone: str | None = SQLField(default=None, max_length=32)
+    rater_email: str | None = SQLField(default=None, max_length=254)
+    is_bad: bool = SQLField(index=True)
+    source_system: str = SQLField(max_length=64)
+    submitted_at: datetime = SQLField(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+_PHONE_RE = re.compile(r"^\+?\d[\d\- ]{5,19}$")
+
+
+class RaterContact(BaseModel):
+    name: str | None = Field(default=None, max_length=100)
+    phone: str | None = Field(default=None, max_length=32)
+    email: EmailStr | None = None
+
+    @field_validator("phone")
+    @classmethod
+    def _phone_digits(cls, value: str | None) -> str | None:
+        if value is not None and not _PHONE_RE.match(value):
+            raise ValueError("phone must be digits, optionally with +, spaces or dashes")
+        return value
+
+
+class RatingCreate(BaseModel):
+    """Body of POST /api/v1/ratings."""
+
+    record_no: str = Field(min_length=1, max_length=64, description="办件编号 of a registered service record")
+    level: RatingLevel
+    channel: RatingChannel
+    target: RatingTarget = RatingTarget.ITEM
+    answers: dict[str, Any] = Field(default_factory=dict, description="Detail questions, e.g. 服务效率 → 3")
+    comment: str = Field(default="", max_length=2000)
+    real_name: bool = False
+    rater: RaterContact | None = None
+
+    @model_validator(mode="after")
+    def _real_name_needs_contact(self) -> RatingCreate:
+        if self.real_name and not (self.rater and (self.rater.phone or self.rater.email)):
+            raise ValueError("a real-name rating (实名评价) needs rater.phone or rater.email for the callback")
+        return self
+
+
+class RatingAccepted(BaseModel):
+    """Response of POST /api/v1/ratings."""
+
+    rating_id: int
+    is_bad: bool
+    case_id: int | None
+
+
+class RatingRead(BaseModel):
+    id: int
+    record_no: str
+    level: RatingLevel = SQLField(sa_type=str_enum(RatingLevel))
+    channel: RatingChannel = SQLField(sa_type=str_enum(RatingChannel))
+    target: RatingTarget = SQLField(sa_type=str_enum(RatingTarget))
+    answers: dict[str, Any]
+    comment: str
+    real_name: bool
+    rater_name: str | None
+    rater_phone: str | None
+    rater_email: str | None
+    is_bad: bool
+    case_id: int | None
+    source_system: str
+    submitted_at: datetime

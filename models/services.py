@@ -1,0 +1,69 @@
+"""Service items (事项) and service records (办件), registered by business systems."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel
+from sqlmodel import Field, SQLModel
+
+from models.db import UTCDateTime, str_enum, utcnow
+
+
+class ApplicantType(StrEnum):
+    INDIVIDUAL = "individual"  # 个人
+    LEGAL_PERSON = "legal_person"  # 法人
+
+
+class ServiceChannel(StrEnum):
+    """How the transaction was handled: at a window (staff can be rated) or online (item only)."""
+
+    WINDOW = "window"  # 窗口办理
+    ONLINE = "online"  # 网上办理
+
+
+class ServiceItem(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, max_length=64, description="事项编码")
+    name: str = Field(max_length=200)
+    item_type: str = Field(max_length=32, description="事项类型, e.g. 行政许可, 公共服务")
+
+
+class ServiceRecord(SQLModel, table=True):
+    """One completed transaction (办件). Ratings attach to it."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    record_no: str = Field(unique=True, max_length=64, description="办件编号")
+    item_id: int = Field(foreign_key="serviceitem.id", index=True)
+    unit_id: int = Field(foreign_key="unit.id", index=True)
+    staff_id: int | None = Field(default=None, foreign_key="staff.id")
+    applicant_type: ApplicantType = Field(sa_type=str_enum(ApplicantType))
+    service_channel: ServiceChannel = Field(sa_type=str_enum(ServiceChannel))
+    source_system: str = Field(max_length=64, index=True)
+    completed_at: datetime = Field(sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ServiceRecordCreate(BaseModel):
+    """Body of POST /api/v1/service-records."""
+
+    record_no: str
+    item_code: str
+    unit_code: str
+    staff_no: str | None = None
+    applicant_type: ApplicantType
+    service_channel: ServiceChannel
+    completed_at: datetime
+
+
+class ServiceRecordRead(BaseModel):
+    id: int
+    record_no: str
+    item_code: str
+    unit_code: str
+    staff_no: str | None
+    applicant_type: ApplicantType = Field(sa_type=str_enum(ApplicantType))
+    service_channel: ServiceChannel = Field(sa_type=str_enum(ServiceChannel))
+    source_system: str
+    completed_at: datetime

@@ -1,0 +1,31 @@
+"""Imports every table so SQLModel.metadata is complete (Alembic and tests import this)."""
+
+from sqlmodel import SQLModel
+
+from models.cases import Case, CaseEvent
+from models.idempotency import IdempotentResponse
+from models.notifications import Notification
+from models.organisation import Region, Staff, Unit
+from models.outbox import OutboxEntry
+from models.ratings import Rating
+from models.services import ServiceItem, ServiceRecord
+from models.users import ApiKey, User
+
+metadata = SQLModel.metadata
+
+__all__ = [
+    "ApiKey",
+    "Case",
+    "CaseEvent",
+    "IdempotentResponse",
+    "Notification",
+    "OutboxEntry",
+    "Rating",
+    "Region",
+    "ServiceItem",
+    "ServiceRecord",
+    "Staff",
+    "Unit",
+    "User",
+    "metadata",
+]
