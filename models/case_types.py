@@ -86,41 +86,62 @@ class CaseWorkflowInput(BaseModel):
     callback_deadline: DeadlineSpec
 
 
-class AcceptInput(BaseModel):
-    actor: Actor
+# Human steps. Each *Fields model is the HTTP request body; the *Input adds who is acting.
+
+
+class AcceptFields(BaseModel):
     note: str = Field(default="", max_length=2000)
 
 
-class CallbackInput(BaseModel):
+class CallbackFields(BaseModel):
     """One callback attempt (回访): whether the rater was reached, and what was said."""
 
-    actor: Actor
     reached: bool
     note: str = Field(min_length=1, max_length=4000)
 
 
-class VerificationInput(BaseModel):
-    actor: Actor
+class VerificationFields(BaseModel):
     verdict: Verdict
     findings: str = Field(min_length=1, max_length=8000)
 
 
-class RectificationInput(BaseModel):
-    actor: Actor
+class RectificationFields(BaseModel):
     mode: RectificationMode
     measures: str = Field(min_length=1, max_length=8000)
 
 
-class ExplanationInput(BaseModel):
-    actor: Actor
+class ExplanationFields(BaseModel):
     explanation: str = Field(min_length=1, max_length=8000)
 
 
-class FeedbackInput(BaseModel):
+class FeedbackFields(BaseModel):
     """The result told to the rater (反馈内容)."""
 
-    actor: Actor
     message: str = Field(min_length=1, max_length=8000)
+
+
+class AcceptInput(AcceptFields):
+    actor: Actor
+
+
+class CallbackInput(CallbackFields):
+    actor: Actor
+
+
+class VerificationInput(VerificationFields):
+    actor: Actor
+
+
+class RectificationInput(RectificationFields):
+    actor: Actor
+
+
+class ExplanationInput(ExplanationFields):
+    actor: Actor
+
+
+class FeedbackInput(FeedbackFields):
+    actor: Actor
 
 
 class CaseSnapshot(BaseModel):
@@ -175,7 +196,10 @@ class OverdueNoticeInput(BaseModel):
 
 
 class FeedbackNoticeInput(BaseModel):
+    """The feedback message is the unit's text, already in the history through the feedback update."""
+
     case_id: int
+    message: str
     round: int = 1
 
 
@@ -193,7 +217,9 @@ def workflow_id_for_rating(rating_id: int) -> str:
 
 
 __all__ = [
+    "ActivityName",
     "Actor",
+    "ErrorType",
     "AcceptInput",
     "CallbackInput",
     "CaseFields",
@@ -215,3 +241,20 @@ __all__ = [
     "VerificationInput",
     "workflow_id_for_rating",
 ]
+
+
+class ActivityName:
+    """Registered activity names. The workflow calls activities by name so it never imports SQLModel code."""
+
+    COMPUTE_DUE = "compute_due"
+    RECORD_CASE_EVENT = "record_case_event"
+    NOTIFY_CALLBACK_OVERDUE = "notify_callback_overdue"
+    SEND_RATER_FEEDBACK = "send_rater_feedback"
+
+
+class ErrorType:
+    """ApplicationError types a validator raises; the API maps them to HTTP statuses."""
+
+    WRONG_STAGE = "WrongStage"  # → 409
+    NOT_ALLOWED = "NotAllowed"  # → 403
+    INVALID_INPUT = "InvalidInput"  # → 422

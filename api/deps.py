@@ -1,0 +1,135 @@
+"""Request dependencies: the DB session, the caller (staff user or business system) and scope checks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request, status
+from fastapi.security import OAuth2PasswordBearer
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.security import api_key_matches, api_key_prefix, decode_access_token
+from config import Settings
+from models.db import Database
+from models.organisation import unit_subtree_ids
+from models.users import ApiKey, Role, User
+from runtime.temporal import TemporalConnection
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_db(request: Request) -> Database:
+    return request.app.state.db
+
+
+def get_temporal(request: Request) -> TemporalConnection:
+    return request.app.state.temporal
+
+
+async def get_session(db: Annotated[Database, Depends(get_db)]) -> AsyncIterator[AsyncSession]:
+    async with db.session() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+TemporalDep = Annotated[TemporalConnection, Depends(get_temporal)]
+
+_UNAUTHENTICATED = HTTPException(
+    status_code=status.HTTP_401_UNAUTHORIZED,
+    detail={"code": "not_authenticated", "message": "请先登录（Bearer token）"},
+    headers={"WWW-Authenticate": "Bearer"},
+)
+
+
+async def _user_from_token(token: str | None, session: AsyncSession, settings: Settings) -> User | None:
+    if not token:
+        return None
+    user_id = decode_access_token(token, settings.signing_key())
+    if user_id is None:
+        return None
+    user = await session.get(User, user_id)
+    return user if user is not None and user.active else None
+
+
+async def current_user(
+    session: SessionDep, settings: SettingsDep, token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> User:
+    """The logged-in staff user; 401 without a valid, unexpired token."""
+    user = await _user_from_token(token, session, settings)
+    if user is None:
+        raise _UNAUTHENTICATED
+    return user
+
+
+async def _api_client_from_header(key: str | None, session: AsyncSession) -> ApiKey | None:
+    if not key:
+        return None
+    prefix = api_key_prefix(key)
+    if prefix is None:
+        return None
+    row = (await session.exec(select(ApiKey).where(ApiKey.prefix == prefix))).first()
+    if row is None or row.revoked_at is not None or not api_key_matches(key, row.key_hash):
+        return None
+    return row
+
+
+async def current_api_client(
+    session: SessionDep, x_api_key: Annotated[str | None, Header(description="Business-system API key")] = None
+) -> ApiKey:
+    """The calling business system; 401 without a valid, unrevoked X-API-Key."""
+    client = await _api_client_from_header(x_api_key, session)
+    if client is None:
+        raise HTTPException(
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            detail={"code": "invalid_api_key", "message": "缺少或无效的 X-API-Key"},
+        )
+    return client
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Either a staff user or a business system."""
+
+    user: User | None = None
+    api_client: ApiKey | None = None
+
+
+async def current_user_or_api_client(
+    session: SessionDep,
+    settings: SettingsDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+    x_api_key: Annotated[str | None, Header(description="Business-system API key")] = None,
+) -> Caller:
+    user = await _user_from_token(token, session, settings)
+    if user is not None:
+        return Caller(user=user)
+    client = await _api_client_from_header(x_api_key, session)
+    if client is not None:
+        return Caller(api_client=client)
+    raise _UNAUTHENTICATED
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+CurrentApiClient = Annotated[ApiKey, Depends(current_api_client)]
+CurrentCaller = Annotated[Caller, Depends(current_user_or_api_client)]
+
+
+async def visible_unit_ids(session: AsyncSession, user: User) -> set[int] | None:
+    """Units whose cases the user may see: None means all (admin); empty means none."""
+    if user.role == Role.ADMIN:
+        return None
+    if user.unit_id is None:
+        return set()
+    if user.role == Role.SUPERVISOR:
+        return await unit_subtree_ids(session, user.unit_id)
+    if user.role == Role.UNIT_STAFF:
+        return {user.unit_id}
+    return set()

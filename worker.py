@@ -1,0 +1,96 @@
+"""The Temporal worker: runs the case workflow, its activities and the outbox relay.
+
+    python worker.py
+
+Stops gracefully on SIGTERM or Ctrl-C: the relay stops, running activities finish, then it exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from datetime import timedelta
+from collections.abc import Callable
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities import build_activities
+from config import Settings, get_settings
+from models.db import Database
+from runtime.relay import OutboxRelay
+from runtime.temporal import connect
+from workflows.case import CaseWorkflow
+
+log = logging.getLogger("hcp.worker")
+
+WORKFLOWS: list[type] = [CaseWorkflow]
+
+
+def build_worker(client: Client, settings: Settings, activities: list[Callable[..., Any]]) -> Worker:
+    """The worker with every workflow and activity registered explicitly."""
+    return Worker(
+        client,
+        task_queue=settings.temporal_task_queue,
+        workflows=WORKFLOWS,
+        activities=activities,
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+async def connect_with_retry(settings: Settings, stop: asyncio.Event) -> Client | None:
+    """Wait for Temporal to be reachable; None if asked to stop first."""
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            return await connect(settings)
+        except Exception as exc:  # noqa: BLE001 - keep waiting for the server
+            log.warning("Temporal at %s not reachable (%s); retrying in %.0fs", settings.temporal_address, exc, delay)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            except asyncio.TimeoutError:
+                pass
+            delay = min(delay * 2, 15)
+    return None
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+    """Run worker and relay until stop is set."""
+    client = await connect_with_retry(settings, stop)
+    if client is None:
+        return
+    db = Database(settings.async_sqlalchemy_url)
+    worker = build_worker(client, settings, build_activities(settings, db))
+    relay = OutboxRelay(db, client, settings)
+    relay_task = asyncio.create_task(relay.run(stop))
+    worker_task = asyncio.create_task(worker.run())
+    log.info("worker polling task queue %r at %s", settings.temporal_task_queue, settings.temporal_address)
+    stop_task = asyncio.create_task(stop.wait())
+    await asyncio.wait({worker_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
+    await relay_task
+    if not worker_task.done():
+        await worker.shutdown()
+    await worker_task
+    await db.dispose()
+    log.info("worker stopped")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+
+    async def _main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_worker(settings, stop)
+
+    asyncio.run(_main())
+
+
+if __name__ == "__main__":
+    main()
