@@ -10,9 +10,10 @@ import shutil
 import sys
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from models.deadlines import DeadlineSpec
 
@@ -62,16 +63,12 @@ class Settings(BaseSettings):
     secret_key: str = Field(default="", description="Signs login tokens. Empty: a random key kept in data/secret_key.")
     access_token_minutes: int = 60
 
-    callback_deadline: DeadlineSpec = Field(
+    # NoDecode: the env value is the short form ("1wd"), not JSON.
+    callback_deadline: Annotated[DeadlineSpec, NoDecode] = Field(
         default=DeadlineSpec(amount=1, unit="working_days"),
         description='Callback (回访) deadline after a case opens, e.g. "1wd", "4h", "10m".',
     )
     outbox_relay_interval_seconds: float = 2.0
-
-    @field_validator("callback_deadline", mode="before")
-    @classmethod
-    def _parse_deadline(cls, value: object) -> object:
-        return DeadlineSpec.parse(value) if isinstance(value, str) else value
 
     @property
     def sqlalchemy_url(self) -> str:

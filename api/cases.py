@@ -49,7 +49,12 @@ from workflows.case import CaseWorkflow
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 
-_ERROR_STATUS = {ErrorType.WRONG_STAGE: 409, ErrorType.NOT_ALLOWED: 403, ErrorType.INVALID_INPUT: 422}
+# A validator's ApplicationError type → (HTTP status, error code).
+_UPDATE_ERRORS = {
+    ErrorType.WRONG_STAGE: (409, "wrong_stage"),
+    ErrorType.NOT_ALLOWED: (403, "not_allowed"),
+    ErrorType.INVALID_INPUT: (422, "invalid_input"),
+}
 _UPDATE_TIMEOUT_SECONDS = 30
 _IDEMPOTENCY_HEADER = Header(alias="Idempotency-Key", description="A retried click with the same key acts once")
 
@@ -178,8 +183,8 @@ async def _act(
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         if isinstance(cause, ApplicationError):
-            status = _ERROR_STATUS.get(cause.type or "", 409)
-            raise api_error(status, (cause.type or "rejected").lower(), cause.message) from None
+            status, code = _UPDATE_ERRORS.get(cause.type or "", (409, "rejected"))
+            raise api_error(status, code, cause.message) from None
         raise
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:

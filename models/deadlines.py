@@ -15,7 +15,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field, model_serializer
+from pydantic import BaseModel, Field, model_serializer, model_validator
 
 CHINA_TZ = ZoneInfo("Asia/Shanghai")
 
@@ -33,10 +33,18 @@ class DeadlineSpec(BaseModel):
     @classmethod
     def parse(cls, text: str) -> DeadlineSpec:
         """Parse the short form used in settings and policy files: "1wd", "24h", "10m"."""
-        match = _SPEC_RE.match(text)
-        if not match:
-            raise ValueError(f'deadline {text!r} is not of the form "<n>wd", "<n>h" or "<n>m" (e.g. "1wd")')
-        return cls(amount=int(match.group(1)), unit=_SUFFIX_UNIT[match.group(2)])
+        return cls.model_validate(text)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_short_form(cls, value: object) -> object:
+        # Serialized as "1wd" (see below), so it must read back from that form too.
+        if isinstance(value, str):
+            match = _SPEC_RE.match(value)
+            if not match:
+                raise ValueError(f'deadline {value!r} is not of the form "<n>wd", "<n>h" or "<n>m" (e.g. "1wd")')
+            return {"amount": int(match.group(1)), "unit": _SUFFIX_UNIT[match.group(2)]}
+        return value
 
     @model_serializer
     def _as_short_form(self) -> str:

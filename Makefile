@@ -1,0 +1,27 @@
+# The two commands of the README. Both create the virtual environment on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lock clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	@touch $(STAMP)
+
+## Run the whole system on its embedded defaults (SQLite, local Temporal, SMTP sink).
+run: $(STAMP)
+	$(PY) -m runtime.devstack
+
+## Run the whole test suite (needs PostgreSQL on 127.0.0.1:5432, database `test`).
+test: $(STAMP)
+	$(PY) -m pytest
+
+## Re-pin every dependency after changing pyproject.toml.
+lock: $(STAMP)
+	$(PY) -m pip freeze --exclude-editable --disable-pip-version-check > constraints.txt
+
+clean:
+	rm -rf $(VENV) .pytest_cache

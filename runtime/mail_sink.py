@@ -1,0 +1,52 @@
+"""A local SMTP server that keeps every message it receives: the dev stack's outbox for email."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime, timezone
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+class MailSink:
+    """aiosmtpd handler: stores each message in memory and, given a folder, as an .eml file there."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder
+        self.messages: list[EmailMessage] = []
+        self._counter = itertools.count(1)
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+
+    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd hook name
+        raw: bytes = envelope.original_content or envelope.content
+        message = message_from_bytes(raw, policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        self.messages.append(message)
+        if self.folder is not None:
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+            (self.folder / f"{stamp}-{next(self._counter):04d}.eml").write_bytes(raw)
+        return "250 Message accepted"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        """Messages addressed to one recipient."""
+        return [m for m in self.messages if address in str(m["To"])]
+
+
+def start_mail_sink(host: str, port: int, folder: Path | None = None) -> tuple[Controller, MailSink]:
+    """Start an SMTP server on host:port in a background thread."""
+    sink = MailSink(folder)
+    controller = Controller(sink, hostname=host, port=port)
+    controller.start()
+    return controller, sink
+
+
+def message_text(message: EmailMessage) -> str:
+    """The plain-text body of a message."""
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None
+    return part.get_content()

@@ -1,0 +1,110 @@
+"""The demo dataset `make run` loads into an empty database, with freshly generated logins."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from sqlmodel import func, select
+
+from api.security import hash_password, new_api_key
+from models.db import Database
+from models.organisation import Region, Staff, Unit
+from models.services import ApplicantType, ServiceChannel, ServiceItem, ServiceRecord
+from models.users import ApiKey, Role, User
+
+DEMO_SOURCE_SYSTEM = "demo-hall"
+
+# (username, display name, role, unit code, email)
+DEMO_USERS = [
+    ("admin", "系统管理员", Role.ADMIN, None, "admin@hcp.localhost"),
+    ("supervisor", "督办科 王督办", Role.SUPERVISOR, "YT-ZWB", "supervisor@hcp.localhost"),
+    ("reviewer", "复核组 李复核", Role.REVIEWER, "YT-ZWB", "reviewer@hcp.localhost"),
+    ("scj_staff", "市场监管局 张承办", Role.UNIT_STAFF, "YT-SCJ", "scj@hcp.localhost"),
+    ("rsj_staff", "人社局 刘承办", Role.UNIT_STAFF, "YT-RSJ", "rsj@hcp.localhost"),
+]
+
+
+@dataclass
+class DemoCredentials:
+    """Logins created by the seed. Only shown once and saved under data/ (never committed)."""
+
+    passwords: dict[str, str] = field(default_factory=dict)
+    api_key: str = ""
+    record_nos: list[str] = field(default_factory=list)
+
+
+async def database_is_empty(db: Database) -> bool:
+    async with db.session() as session:
+        return (await session.exec(select(func.count()).select_from(Unit))).one() == 0
+
+
+async def seed_demo(db: Database) -> DemoCredentials:
+    """A region, a management office supervising two units, items, staff, records and one user per role."""
+    creds = DemoCredentials()
+    async with db.session() as session:
+        region = Region(code="370600", name="烟台市")
+        session.add(region)
+        await session.flush()
+        office = Unit(code="YT-ZWB", name="烟台市政务服务管理办公室", region_id=region.id)
+        session.add(office)
+        await session.flush()
+        scj = Unit(code="YT-SCJ", name="烟台市市场监督管理局", region_id=region.id, parent_id=office.id)
+        rsj = Unit(code="YT-RSJ", name="烟台市人力资源和社会保障局", region_id=region.id, parent_id=office.id)
+        session.add_all([scj, rsj])
+        await session.flush()
+        units = {u.code: u for u in (office, scj, rsj)}
+
+        staff_scj = Staff(unit_id=scj.id, staff_no="SCJ-001", name="陈窗口")
+        staff_rsj = Staff(unit_id=rsj.id, staff_no="RSJ-001", name="周窗口")
+        session.add_all([staff_scj, staff_rsj])
+        items = [
+            ServiceItem(code="370600-XK-0001", name="企业设立登记", item_type="行政许可"),
+            ServiceItem(code="370600-GG-0002", name="社会保障卡申领", item_type="公共服务"),
+            ServiceItem(code="370600-XK-0003", name="个体工商户注册登记", item_type="行政许可"),
+        ]
+        session.add_all(items)
+        await session.flush()
+
+        now = datetime.now(timezone.utc)
+        plans = [
+            (items[0], scj, staff_scj, ServiceChannel.WINDOW, ApplicantType.LEGAL_PERSON),
+            (items[2], scj, None, ServiceChannel.ONLINE, ApplicantType.INDIVIDUAL),
+            (items[1], rsj, staff_rsj, ServiceChannel.WINDOW, ApplicantType.INDIVIDUAL),
+        ]
+        for n in range(1, 10):
+            item, unit, staff, channel, applicant = plans[(n - 1) % len(plans)]
+            record_no = f"DEMO-{n:04d}"
+            session.add(
+                ServiceRecord(
+                    record_no=record_no,
+                    item_id=item.id,
+                    unit_id=unit.id,
+                    staff_id=staff.id if staff else None,
+                    applicant_type=applicant,
+                    service_channel=channel,
+                    source_system=DEMO_SOURCE_SYSTEM,
+                    completed_at=now - timedelta(hours=n),
+                )
+            )
+            creds.record_nos.append(record_no)
+
+        for username, display_name, role, unit_code, email in DEMO_USERS:
+            password = secrets.token_urlsafe(9)
+            creds.passwords[username] = password
+            session.add(
+                User(
+                    username=username,
+                    display_name=display_name,
+                    email=email,
+                    password_hash=hash_password(password),
+                    role=role,
+                    unit_id=units[unit_code].id if unit_code else None,
+                )
+            )
+        full_key, prefix, key_hash = new_api_key()
+        session.add(ApiKey(name="演示政务大厅评价系统", source_system=DEMO_SOURCE_SYSTEM, prefix=prefix, key_hash=key_hash))
+        creds.api_key = full_key
+        await session.commit()
+    return creds
