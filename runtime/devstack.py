@@ -73,10 +73,19 @@ def _die_with_parent() -> None:
         pass
 
 
-def _spawn(args: list[str], name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    print(f"  starting {name}: {shlex.join(args)}", flush=True)
+def _spawn(args: list[str], name: str, env: dict[str, str], log_file: Path | None = None) -> subprocess.Popen[bytes]:
+    print(f"  starting {name}: {shlex.join(args)}" + (f" (log: {log_file})" if log_file else ""), flush=True)
+    output = open(log_file, "ab") if log_file else None  # noqa: SIM115 - the child owns it until exit
     # A new session keeps Ctrl-C away from the children, so they are stopped in order below.
-    return subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, start_new_session=True, preexec_fn=_die_with_parent)
+    return subprocess.Popen(
+        args,
+        cwd=PROJECT_ROOT,
+        env=env,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+        stdout=output,
+        stderr=subprocess.STDOUT if output else None,
+    )
 
 
 def _stop(proc: subprocess.Popen[bytes], name: str, timeout: float = 15) -> None:
@@ -144,6 +153,7 @@ def main() -> None:
             ],
             "Temporal dev server",
             env,
+            log_file=settings.data_dir / "temporal.log",
         )  # fmt: skip
         procs.append(("Temporal dev server", temporal))
         mail_controller, _sink = start_mail_sink(settings.smtp_host, settings.smtp_port, settings.mail_dir)
@@ -177,6 +187,9 @@ def main() -> None:
     except KeyboardInterrupt:
         print("\n▶ stopping", flush=True)
     finally:
+        # A second Ctrl-C must not cut the orderly stop short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for name, proc in reversed(procs):
             _stop(proc, name)
             print(f"  {name} stopped", flush=True)

