@@ -6,6 +6,7 @@ Each test gets an empty, migrated database: a fresh SQLite file, or truncated Po
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -19,6 +20,7 @@ import pytest_asyncio
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, text
+from sqlmodel import select
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -27,6 +29,7 @@ from temporalio.worker import Worker
 from activities import build_activities
 from api.app import create_app
 from config import PROJECT_ROOT, Settings
+from models.cases import Case, CaseEvent
 from models.db import Database
 from models.tables import metadata
 from runtime.mail_sink import MailSink, start_mail_sink
@@ -212,3 +215,27 @@ def bad_rating(record_no: str = "DEMO-0001", **overrides: object) -> dict[str, o
     }
     body.update(overrides)
     return body
+
+
+async def eventually(check, timeout: float = 15.0, interval: float = 0.1):  # type: ignore[no-untyped-def]
+    """Poll an async check until it returns a truthy value; fail with the last value after timeout."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
+        await asyncio.sleep(interval)
+
+
+async def case_events(db: Database, case_id: int) -> list[CaseEvent]:
+    async with db.session() as session:
+        return list((await session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id))).all())
+
+
+async def case_row(db: Database, case_id: int) -> Case:
+    async with db.session() as session:
+        case = await session.get(Case, case_id)
+        assert case is not None
+        return case

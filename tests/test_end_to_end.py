@@ -1,0 +1,127 @@
+"""From a registered transaction to a closed case, through the API, on the Temporal dev server.
+
+Runs on SQLite and PostgreSQL. Also proves that no rater PII reaches the workflow history.
+"""
+
+from __future__ import annotations
+
+import httpx
+from temporalio.testing import WorkflowEnvironment
+
+from config import Settings
+from models.db import Database
+from models.outbox import OutboxEntry
+from runtime.mail_sink import MailSink, message_text
+from runtime.seed import DemoCredentials
+from runtime.temporal import TemporalConnection
+from tests.conftest import RATER, api_client, bad_rating, case_events, eventually, login, running_worker
+from tests.pii_scan import find_in_history
+from workflows.case import CaseWorkflow
+
+RECORD = {
+    "record_no": "YT-2026-E2E-0001",
+    "item_code": "370600-XK-0001",
+    "unit_code": "YT-SCJ",
+    "staff_no": "SCJ-001",
+    "applicant_type": "individual",
+    "service_channel": "window",
+    "completed_at": "2026-11-20T09:15:00+08:00",
+}
+FEEDBACK = "经核实，当日窗口人手不足。我局已增开两个企业登记窗口，并推行预约办理。"
+
+
+async def test_rating_to_closed_case_with_feedback_mail(
+    dev_server: WorkflowEnvironment, settings: Settings, db: Database, demo: DemoCredentials, mailbox: MailSink
+) -> None:
+    temporal = TemporalConnection(settings, client=dev_server.client)
+    async with running_worker(dev_server.client, settings, db), api_client(settings, db, temporal) as api:
+        system = {"X-API-Key": demo.api_key}
+        assert (await api.post("/api/v1/service-records", json=RECORD, headers=system)).status_code == 201
+        accepted = await api.post("/api/v1/ratings", json=bad_rating(RECORD["record_no"]), headers=system)
+        assert accepted.status_code == 201, accepted.text
+        case_id = accepted.json()["case_id"]
+
+        # The fast path started the workflow: the outbox row is already dispatched.
+        async with db.session() as session:
+            outbox = await session.get(OutboxEntry, 1)
+            assert outbox is not None and outbox.dispatched_at is not None
+
+        staff = await login(api, "scj_staff", demo.passwords["scj_staff"])
+        inbox = (await api.get("/api/v1/cases", headers=staff)).json()
+        assert [c["id"] for c in inbox["items"]] == [case_id]
+
+        async def started() -> bool:
+            return (await api.get(f"/api/v1/cases/{case_id}", headers=staff)).json()["workflow_started"]
+
+        await eventually(started)
+
+        async def act(path: str, body: dict[str, object], expected_stage: str) -> None:
+            response = await api.post(f"/api/v1/cases/{case_id}/{path}", json=body, headers=staff)
+            assert response.status_code == 200, (path, response.text)
+            assert response.json()["stage"] == expected_stage
+
+        await act("accept", {"note": "已签收"}, "verification")
+        await act("callbacks", {"reached": False, "note": "第一次致电未接通"}, "verification")
+        await act("callbacks", {"reached": True, "note": "已致电评价人，说明情况并致歉"}, "verification")
+        await act("verification", {"verdict": "valid", "findings": "当日窗口仅开放一个，排队过长属实"}, "rectification")
+        # A step out of order is refused with the validator's reason.
+        early = await api.post(f"/api/v1/cases/{case_id}/feedback", json={"message": "x"}, headers=staff)
+        assert early.status_code == 409 and "反馈" in early.json()["detail"]["message"]
+        await act("rectification", {"mode": "immediate", "measures": "增开两个窗口，推行预约办理"}, "feedback")
+        await act("feedback", {"message": FEEDBACK}, "feedback")
+
+        async def closed() -> dict | None:  # type: ignore[type-arg]
+            detail = (await api.get(f"/api/v1/cases/{case_id}", headers=staff)).json()
+            return detail if detail["stage"] == "closed" else None
+
+        detail = await eventually(closed)
+        history = await dev_server.client.get_workflow_handle(f"case-rating-{accepted.json()['rating_id']}").fetch_history()
+
+    # The rater got the result.
+    mails = mailbox.to(RATER["email"])
+    assert len(mails) == 1
+    assert RECORD["record_no"] in str(mails[0]["Subject"]) or "企业设立登记" in str(mails[0]["Subject"])
+    text = message_text(mails[0])
+    assert FEEDBACK in text and text.startswith(RATER["name"])
+
+    # The timeline in the database lists every step, with who did it.
+    expected = [
+        ("opened", "system"),
+        ("accepted", "user:4"),
+        ("callback", "user:4"),
+        ("callback", "user:4"),
+        ("verified", "user:4"),
+        ("rectified", "user:4"),
+        ("feedback_written", "user:4"),
+        ("feedback_sent", "system"),
+        ("closed", "system"),
+    ]
+    assert [(e["action"], e["actor"]) for e in detail["timeline"]] == expected
+    assert [(e.action, e.actor) for e in await case_events(db, case_id)] == expected
+    assert detail["closed_at"] is not None and not detail["overdue"]
+
+    # No rater PII in the workflow history; the control proves the scan reads decoded payloads.
+    assert find_in_history(history, [FEEDBACK]) == [FEEDBACK]
+    assert find_in_history(history, [RATER["name"], RATER["phone"], RATER["email"]]) == []
+
+
+async def test_other_units_staff_cannot_see_or_act(
+    dev_server: WorkflowEnvironment, settings: Settings, db: Database, demo: DemoCredentials
+) -> None:
+    temporal = TemporalConnection(settings, client=dev_server.client)
+    async with running_worker(dev_server.client, settings, db), api_client(settings, db, temporal) as api:
+        accepted = await api.post("/api/v1/ratings", json=bad_rating(), headers={"X-API-Key": demo.api_key})
+        case_id = accepted.json()["case_id"]
+        other = await login(api, "rsj_staff", demo.passwords["rsj_staff"])
+        assert (await api.get(f"/api/v1/cases/{case_id}", headers=other)).status_code == 404
+        assert (await api.post(f"/api/v1/cases/{case_id}/accept", json={}, headers=other)).status_code == 404
+        assert (await api.get("/api/v1/cases", headers=other)).json()["total"] == 0
+
+        supervisor = await login(api, "supervisor", demo.passwords["supervisor"])
+        assert (await api.get(f"/api/v1/cases/{case_id}", headers=supervisor)).status_code == 200
+        # Supervisors watch cases; the unit handles them.
+        assert (await api.post(f"/api/v1/cases/{case_id}/accept", json={}, headers=supervisor)).status_code == 403
+
+        reviewer = await login(api, "reviewer", demo.passwords["reviewer"])
+        assert (await api.get("/api/v1/cases", headers=reviewer)).status_code == 403
+        assert (await api.post(f"/api/v1/cases/{case_id}/accept", json={})).status_code == 401
