@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)
 	$(PY) -m runtime.devstack
 
-## Run the whole test suite (needs PostgreSQL on 127.0.0.1:5432, database `test`).
+## Run the whole test suite: lint, format check, then pytest (PostgreSQL on 127.0.0.1:5432, database `test`).
 test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest
 
 ## Re-pin every dependency after changing pyproject.toml.

@@ -34,7 +34,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="HCP_", env_file=".env", extra="ignore")
 
-    data_dir: Path = Field(default=PROJECT_ROOT / "data", description="Where the SQLite file, mail and Temporal DB live.")
+    data_dir: Path = Field(
+        default=PROJECT_ROOT / "data", description="Where the SQLite file, mail and Temporal DB live."
+    )
     database_url: str = Field(
         default="",
         description="SQLAlchemy URL. Empty means the SQLite file data/hcp.db. PostgreSQL: postgresql+psycopg://user@host/db",
@@ -46,7 +48,8 @@ class Settings(BaseSettings):
     temporal_cli_path: str = Field(default_factory=lambda: _venv_binary("temporal"))
     temporal_test_server_path: str = Field(default_factory=lambda: _venv_binary("temporal-test-server"))
     temporal_start_timeout_seconds: float = Field(
-        default=2.0, description="How long rating intake waits for Temporal before leaving the case to the outbox relay."
+        default=2.0,
+        description="How long rating intake waits for Temporal before leaving the case to the outbox relay.",
     )
 
     api_host: str = "127.0.0.1"

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from datetime import timedelta
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
@@ -21,6 +21,7 @@ from activities import build_activities
 from config import Settings, get_settings
 from models.db import Database
 from runtime.relay import OutboxRelay
+from runtime.stopping import sleep_unless_stopped
 from runtime.temporal import connect
 from workflows.case import CaseWorkflow
 
@@ -48,10 +49,7 @@ async def connect_with_retry(settings: Settings, stop: asyncio.Event) -> Client 
             return await connect(settings)
         except Exception as exc:  # noqa: BLE001 - keep waiting for the server
             log.warning("Temporal at %s not reachable (%s); retrying in %.0fs", settings.temporal_address, exc, delay)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=delay)
-            except asyncio.TimeoutError:
-                pass
+            await sleep_unless_stopped(stop, delay)
             delay = min(delay * 2, 15)
     return None
 

@@ -75,7 +75,13 @@ class NotificationActivities:
                 )
                 ref = f"user:{supervisor.id}"
                 await self._send_once(
-                    session, ctx.case, "callback_overdue", ref, supervisor.email or "", mail, f"case{ctx.case.id}.callback_overdue.{ref}"
+                    session,
+                    ctx.case,
+                    "callback_overdue",
+                    ref,
+                    supervisor.email or "",
+                    mail,
+                    f"case{ctx.case.id}.callback_overdue.{ref}",
                 )
                 recipients.append(ref)
             return NoticeResult(sent=True, recipients=recipients)
@@ -99,7 +105,13 @@ class NotificationActivities:
                 message=inp.message,
             )
             await self._send_once(
-                session, ctx.case, "feedback", "rater", ctx.rating.rater_email, mail, f"case{ctx.case.id}.feedback.r{inp.round}"
+                session,
+                ctx.case,
+                "feedback",
+                "rater",
+                ctx.rating.rater_email,
+                mail,
+                f"case{ctx.case.id}.feedback.r{inp.round}",
             )
             return NoticeResult(sent=True, recipients=["rater"])
 

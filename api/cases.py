@@ -19,7 +19,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep, visible_unit_ids
+from api.deps import CurrentUser, SessionDep, TemporalDep, visible_unit_ids
 from api.errors import api_error
 from models.case_types import (
     AcceptFields,
@@ -109,7 +109,9 @@ async def list_cases(
         conditions.append(Case.unit_id == unit_id)
     total = (await session.exec(select(func.count()).select_from(Case).where(*conditions))).one()
     rows = (
-        await session.exec(_summary_query().where(*conditions).order_by(col(Case.id).desc()).limit(limit).offset(offset))
+        await session.exec(
+            _summary_query().where(*conditions).order_by(col(Case.id).desc()).limit(limit).offset(offset)
+        )
     ).all()
     return CasePage(items=[CaseSummary(**_summary(*row)) for row in rows], total=total, limit=limit, offset=offset)
 
@@ -190,7 +192,7 @@ async def _act(
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise api_error(409, "case_not_running", "工单流程不存在或已结束") from None
         raise api_error(503, "temporal_unavailable", "工单服务暂时不可用，请稍后重试") from None
-    except (asyncio.TimeoutError, OSError, RuntimeError):
+    except (TimeoutError, OSError, RuntimeError):
         raise api_error(503, "temporal_unavailable", "工单服务暂时不可用，请稍后重试") from None
 
 
@@ -204,7 +206,12 @@ IdempotencyKey = Annotated[str | None, _IDEMPOTENCY_HEADER]
 
 @router.post("/{case_id}/accept", response_model=CaseSnapshot)
 async def accept_case(
-    case_id: int, body: AcceptFields, session: SessionDep, temporal: TemporalDep, user: CurrentUser, key: IdempotencyKey = None
+    case_id: int,
+    body: AcceptFields,
+    session: SessionDep,
+    temporal: TemporalDep,
+    user: CurrentUser,
+    key: IdempotencyKey = None,
 ) -> CaseSnapshot:
     """签收: the unit takes the case; verification and callback start."""
     inp = AcceptInput(actor=_actor(user), **body.model_dump())
@@ -213,7 +220,12 @@ async def accept_case(
 
 @router.post("/{case_id}/callbacks", response_model=CaseSnapshot)
 async def log_callback(
-    case_id: int, body: CallbackFields, session: SessionDep, temporal: TemporalDep, user: CurrentUser, key: IdempotencyKey = None
+    case_id: int,
+    body: CallbackFields,
+    session: SessionDep,
+    temporal: TemporalDep,
+    user: CurrentUser,
+    key: IdempotencyKey = None,
 ) -> CaseSnapshot:
     """回访: log one call to the rater (reached or not)."""
     inp = CallbackInput(actor=_actor(user), **body.model_dump())
@@ -264,7 +276,12 @@ async def submit_explanation(
 
 @router.post("/{case_id}/feedback", response_model=CaseSnapshot)
 async def submit_feedback(
-    case_id: int, body: FeedbackFields, session: SessionDep, temporal: TemporalDep, user: CurrentUser, key: IdempotencyKey = None
+    case_id: int,
+    body: FeedbackFields,
+    session: SessionDep,
+    temporal: TemporalDep,
+    user: CurrentUser,
+    key: IdempotencyKey = None,
 ) -> CaseSnapshot:
     """反馈: the result the rater will be told; the case is then mailed and closed."""
     inp = FeedbackInput(actor=_actor(user), **body.model_dump())

@@ -29,6 +29,7 @@ from api.deps import (
 )
 from api.errors import api_error
 from api.idempotency import check_key, fingerprint, remember, replay
+from config import Settings
 from models.case_types import CaseWorkflowInput, workflow_id_for_rating
 from models.cases import Case
 from models.db import utcnow
@@ -36,7 +37,6 @@ from models.outbox import START_CASE, OutboxEntry
 from models.privacy import mask_email, mask_name, mask_phone
 from models.ratings import BAD_LEVELS, Rating, RatingAccepted, RatingCreate, RatingRead, RatingTarget
 from models.services import ServiceRecord
-from config import Settings
 from runtime.temporal import TemporalConnection, start_case_workflow
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,10 @@ async def submit_rating(
     except IntegrityError:
         await session.rollback()
         raise api_error(
-            409, "already_rated", f"办件 {body.record_no} 的{_target_zh(body.target)}已评价过，每个对象只能评价一次", field="target"
+            409,
+            "already_rated",
+            f"办件 {body.record_no} 的{_target_zh(body.target)}已评价过，每个对象只能评价一次",
+            field="target",
         ) from None
     assert rating.id is not None and record.id is not None
 
@@ -114,7 +117,9 @@ async def submit_rating(
         outbox = OutboxEntry(kind=START_CASE, case_id=case.id, payload=workflow_input.model_dump(mode="json"))
         session.add(outbox)
 
-    accepted = RatingAccepted(rating_id=rating.id, is_bad=rating.is_bad, case_id=workflow_input.case_id if workflow_input else None)
+    accepted = RatingAccepted(
+        rating_id=rating.id, is_bad=rating.is_bad, case_id=workflow_input.case_id if workflow_input else None
+    )
     content = accepted.model_dump(mode="json")
     if idempotency_key is not None:
         remember(session, scope, idempotency_key, request_hash, status.HTTP_201_CREATED, content)
@@ -149,7 +154,9 @@ async def _start_case_now(
     except Exception as exc:  # noqa: BLE001 - Temporal down or slow: the relay takes over
         log.warning("case %s left to the outbox relay: %s", workflow_input.case_id, type(exc).__name__)
         return
-    await session.exec(update(OutboxEntry).where(OutboxEntry.id == outbox_id).values(dispatched_at=utcnow(), attempts=1))  # type: ignore[call-overload]
+    await session.exec(
+        update(OutboxEntry).where(OutboxEntry.id == outbox_id).values(dispatched_at=utcnow(), attempts=1)
+    )  # type: ignore[call-overload]
     await session.commit()
 
 

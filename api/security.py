@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import jwt
 from argon2 import PasswordHasher
@@ -33,7 +33,7 @@ DUMMY_PASSWORD_HASH = hash_password(secrets.token_urlsafe(16))
 
 
 def create_access_token(user_id: int, signing_key: str, minutes: int) -> tuple[str, datetime]:
-    expires = datetime.now(timezone.utc) + timedelta(minutes=minutes)
+    expires = datetime.now(UTC) + timedelta(minutes=minutes)
     token = jwt.encode({"sub": str(user_id), "exp": expires, "typ": "access"}, signing_key, algorithm=_ALGORITHM)
     return token, expires
 

@@ -33,7 +33,9 @@ async def register_service_record(
         if staff is None or staff.unit_id != unit.id:
             raise api_error(422, "unknown_staff", f"工号 {body.staff_no} 不属于单位 {body.unit_code}", field="staff_no")
     if body.completed_at.tzinfo is None:
-        raise api_error(422, "naive_time", "completed_at 须带时区，例如 2026-11-20T10:00:00+08:00", field="completed_at")
+        raise api_error(
+            422, "naive_time", "completed_at 须带时区，例如 2026-11-20T10:00:00+08:00", field="completed_at"
+        )
 
     assert item.id is not None and unit.id is not None
     record = ServiceRecord(

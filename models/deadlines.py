@@ -11,7 +11,7 @@ working day after the holiday. Hour and minute deadlines are natural time.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
@@ -90,9 +90,9 @@ def compute_due(start: datetime, spec: DeadlineSpec, calendar: WorkdayCalendar |
     if start.tzinfo is None:
         raise ValueError("start must be timezone-aware")
     if spec.unit == "hours":
-        return DueDate(at=(start + timedelta(hours=spec.amount)).astimezone(timezone.utc))
+        return DueDate(at=(start + timedelta(hours=spec.amount)).astimezone(UTC))
     if spec.unit == "minutes":
-        return DueDate(at=(start + timedelta(minutes=spec.amount)).astimezone(timezone.utc))
+        return DueDate(at=(start + timedelta(minutes=spec.amount)).astimezone(UTC))
 
     calendar = calendar or ChineseStatutoryCalendar()
     day = start.astimezone(CHINA_TZ).date()
@@ -105,4 +105,4 @@ def compute_due(start: datetime, spec: DeadlineSpec, calendar: WorkdayCalendar |
         if workday:
             remaining -= 1
     end_of_day = datetime.combine(day + timedelta(days=1), time.min, tzinfo=CHINA_TZ)
-    return DueDate(at=end_of_day.astimezone(timezone.utc), provisional=provisional)
+    return DueDate(at=end_of_day.astimezone(UTC), provisional=provisional)

@@ -163,7 +163,16 @@ def main() -> None:
         worker = _spawn([sys.executable, "worker.py"], "worker", env)
         procs.append(("worker", worker))
         api = _spawn(
-            [sys.executable, "-m", "uvicorn", "api.main:app", "--host", settings.api_host, "--port", str(settings.api_port)],
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "api.main:app",
+                "--host",
+                settings.api_host,
+                "--port",
+                str(settings.api_port),
+            ],
             "API",
             env,
         )

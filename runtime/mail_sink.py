@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -28,7 +28,7 @@ class MailSink:
         assert isinstance(message, EmailMessage)
         self.messages.append(message)
         if self.folder is not None:
-            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
             (self.folder / f"{stamp}-{next(self._counter):04d}.eml").write_bytes(raw)
         return "250 Message accepted"
 

@@ -18,6 +18,7 @@ from config import Settings
 from models.case_types import CaseWorkflowInput
 from models.db import Database, utcnow
 from models.outbox import START_CASE, OutboxEntry
+from runtime.stopping import sleep_unless_stopped
 from runtime.temporal import start_case_workflow
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,9 @@ class OutboxRelay:
             for entry in pending:
                 try:
                     await start_case_workflow(
-                        self._client, CaseWorkflowInput.model_validate(entry.payload), self._settings.temporal_task_queue
+                        self._client,
+                        CaseWorkflowInput.model_validate(entry.payload),
+                        self._settings.temporal_task_queue,
                     )
                 except Exception as exc:  # noqa: BLE001 - any failure leaves the row for the next pass
                     entry.attempts += 1
@@ -72,7 +75,4 @@ class OutboxRelay:
                     log.info("outbox relay started %d case workflow(s)", count)
             except Exception:  # noqa: BLE001 - a DB hiccup must not kill the relay
                 log.exception("outbox relay pass failed")
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=interval)
-            except asyncio.TimeoutError:
-                pass
+            await sleep_unless_stopped(stop, interval)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlmodel import func, select
 
@@ -67,7 +67,7 @@ async def seed_demo(db: Database) -> DemoCredentials:
         session.add_all(items)
         await session.flush()
 
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         plans = [
             (items[0], scj, staff_scj, ServiceChannel.WINDOW, ApplicantType.LEGAL_PERSON),
             (items[2], scj, None, ServiceChannel.ONLINE, ApplicantType.INDIVIDUAL),
@@ -104,7 +104,9 @@ async def seed_demo(db: Database) -> DemoCredentials:
                 )
             )
         full_key, prefix, key_hash = new_api_key()
-        session.add(ApiKey(name="演示政务大厅评价系统", source_system=DEMO_SOURCE_SYSTEM, prefix=prefix, key_hash=key_hash))
+        session.add(
+            ApiKey(name="演示政务大厅评价系统", source_system=DEMO_SOURCE_SYSTEM, prefix=prefix, key_hash=key_hash)
+        )
         creds.api_key = full_key
         await session.commit()
     return creds

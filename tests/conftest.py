@@ -186,7 +186,9 @@ def unreachable_temporal(settings: Settings) -> TemporalConnection:
 
 
 @pytest_asyncio.fixture
-async def offline_api(settings: Settings, db: Database, unreachable_temporal: TemporalConnection) -> AsyncIterator[httpx.AsyncClient]:
+async def offline_api(
+    settings: Settings, db: Database, unreachable_temporal: TemporalConnection
+) -> AsyncIterator[httpx.AsyncClient]:
     """The API with Temporal unreachable: enough for intake, auth and reads."""
     async with api_client(settings, db, unreachable_temporal) as client:
         yield client
@@ -231,7 +233,9 @@ async def eventually(check, timeout: float = 15.0, interval: float = 0.1):  # ty
 
 async def case_events(db: Database, case_id: int) -> list[CaseEvent]:
     async with db.session() as session:
-        return list((await session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id))).all())
+        return list(
+            (await session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id))).all()
+        )
 
 
 async def case_row(db: Database, case_id: int) -> Case:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import jwt
@@ -41,17 +41,21 @@ async def test_bad_password_and_unknown_user_get_the_same_answer(
 async def test_expired_and_tampered_tokens_are_refused(
     offline_api: httpx.AsyncClient, demo: DemoCredentials, settings: Settings
 ) -> None:
-    past = datetime.now(timezone.utc) - timedelta(minutes=1)
+    past = datetime.now(UTC) - timedelta(minutes=1)
     expired = jwt.encode({"sub": "4", "exp": past, "typ": "access"}, settings.signing_key(), algorithm="HS256")
     forged = jwt.encode(
-        {"sub": "1", "exp": past + timedelta(hours=2), "typ": "access"}, "an-attacker-chosen-key-of-sufficient-length", algorithm="HS256"
+        {"sub": "1", "exp": past + timedelta(hours=2), "typ": "access"},
+        "an-attacker-chosen-key-of-sufficient-length",
+        algorithm="HS256",
     )
     for token in (expired, forged, "garbage"):
         response = await offline_api.get("/api/v1/cases", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 401, token
 
 
-async def test_deactivated_user_loses_access(offline_api: httpx.AsyncClient, demo: DemoCredentials, db: Database) -> None:
+async def test_deactivated_user_loses_access(
+    offline_api: httpx.AsyncClient, demo: DemoCredentials, db: Database
+) -> None:
     headers = await login(offline_api, "scj_staff", demo.passwords["scj_staff"])
     async with db.session() as session:
         user = await session.get(User, 4)
@@ -71,6 +75,8 @@ async def test_every_route_refuses_anonymous_callers(offline_api: httpx.AsyncCli
                 continue
             url = re.sub(r"\{[^}]+\}", "1", path)
             response = await offline_api.request(method.upper(), url, json={})
-            assert response.status_code == 401, f"{method.upper()} {path} answered {response.status_code} to an anonymous caller"
+            assert response.status_code == 401, (
+                f"{method.upper()} {path} answered {response.status_code} to an anonymous caller"
+            )
             checked.append(f"{method.upper()} {path}")
     assert len(checked) >= 12, checked

@@ -38,7 +38,12 @@ RSJ_STAFF = Actor(user_id=5, role="unit_staff", unit_id=3)
 
 
 async def open_case(
-    api: httpx.AsyncClient, demo: DemoCredentials, env: WorkflowEnvironment, db: Database, settings: Settings, **rating: object
+    api: httpx.AsyncClient,
+    demo: DemoCredentials,
+    env: WorkflowEnvironment,
+    db: Database,
+    settings: Settings,
+    **rating: object,
 ) -> tuple[int, WorkflowHandle[CaseWorkflow, CaseSnapshot]]:
     """Submit a bad rating with Temporal unreachable, then let the outbox relay start its case on `env`."""
     response = await api.post("/api/v1/ratings", json=bad_rating(**rating), headers={"X-API-Key": demo.api_key})
@@ -99,7 +104,9 @@ async def test_callback_in_time_is_not_overdue(
     async with running_worker(time_skipping.client, settings, db):
         case_id, handle = await open_case(offline_api, demo, time_skipping, db, settings)
         await handle.execute_update(CaseWorkflow.accept, AcceptInput(actor=SCJ_STAFF))
-        await handle.execute_update(CaseWorkflow.log_callback, CallbackInput(actor=SCJ_STAFF, reached=False, note="未接通"))
+        await handle.execute_update(
+            CaseWorkflow.log_callback, CallbackInput(actor=SCJ_STAFF, reached=False, note="未接通")
+        )
         await time_skipping.sleep(timedelta(days=10))
         state = await handle.query(CaseWorkflow.state)
     assert state.callback_done and not state.overdue
@@ -108,7 +115,11 @@ async def test_callback_in_time_is_not_overdue(
 
 
 async def test_validators_reject_wrong_stage_wrong_unit_and_missing_callback(
-    time_skipping: WorkflowEnvironment, offline_api: httpx.AsyncClient, demo: DemoCredentials, db: Database, settings: Settings
+    time_skipping: WorkflowEnvironment,
+    offline_api: httpx.AsyncClient,
+    demo: DemoCredentials,
+    db: Database,
+    settings: Settings,
 ) -> None:
     async with running_worker(time_skipping.client, settings, db):
         case_id, handle = await open_case(offline_api, demo, time_skipping, db, settings)
@@ -145,11 +156,16 @@ async def test_anonymous_no_legal_basis_path_closes_without_mail(
         await handle.execute_update(CaseWorkflow.accept, AcceptInput(actor=SCJ_STAFF))
         # Anonymous: no callback needed before the verdict.
         snapshot = await handle.execute_update(
-            CaseWorkflow.verify, VerificationInput(actor=SCJ_STAFF, verdict=Verdict.NO_LEGAL_BASIS, findings="诉求无政策依据")
+            CaseWorkflow.verify,
+            VerificationInput(actor=SCJ_STAFF, verdict=Verdict.NO_LEGAL_BASIS, findings="诉求无政策依据"),
         )
         assert snapshot.stage == Stage.EXPLANATION
-        await handle.execute_update(CaseWorkflow.explain, ExplanationInput(actor=SCJ_STAFF, explanation="依法须补交材料"))
-        await handle.execute_update(CaseWorkflow.give_feedback, FeedbackInput(actor=SCJ_STAFF, message="已说明政策依据"))
+        await handle.execute_update(
+            CaseWorkflow.explain, ExplanationInput(actor=SCJ_STAFF, explanation="依法须补交材料")
+        )
+        await handle.execute_update(
+            CaseWorkflow.give_feedback, FeedbackInput(actor=SCJ_STAFF, message="已说明政策依据")
+        )
         result = await handle.result()
     assert result.stage == Stage.CLOSED and result.verdict == Verdict.NO_LEGAL_BASIS
     events = await case_events(db, case_id)

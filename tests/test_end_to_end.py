@@ -5,7 +5,6 @@ Runs on SQLite and PostgreSQL. Also proves that no rater PII reaches the workflo
 
 from __future__ import annotations
 
-import httpx
 from temporalio.testing import WorkflowEnvironment
 
 from config import Settings
@@ -16,7 +15,6 @@ from runtime.seed import DemoCredentials
 from runtime.temporal import TemporalConnection
 from tests.conftest import RATER, api_client, bad_rating, case_events, eventually, login, running_worker
 from tests.pii_scan import find_in_history
-from workflows.case import CaseWorkflow
 
 RECORD = {
     "record_no": "YT-2026-E2E-0001",
@@ -75,7 +73,9 @@ async def test_rating_to_closed_case_with_feedback_mail(
             return detail if detail["stage"] == "closed" else None
 
         detail = await eventually(closed)
-        history = await dev_server.client.get_workflow_handle(f"case-rating-{accepted.json()['rating_id']}").fetch_history()
+        history = await dev_server.client.get_workflow_handle(
+            f"case-rating-{accepted.json()['rating_id']}"
+        ).fetch_history()
 
     # The rater got the result.
     mails = mailbox.to(RATER["email"])

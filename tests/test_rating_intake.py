@@ -32,7 +32,9 @@ async def test_good_rating_opens_no_case(offline_api: httpx.AsyncClient, demo: D
     assert await count(db, OutboxEntry) == 0
 
 
-async def test_bad_rating_opens_case_with_outbox_row(offline_api: httpx.AsyncClient, demo: DemoCredentials, db: Database) -> None:
+async def test_bad_rating_opens_case_with_outbox_row(
+    offline_api: httpx.AsyncClient, demo: DemoCredentials, db: Database
+) -> None:
     response = await offline_api.post("/api/v1/ratings", json=bad_rating(), headers=key(demo))
     assert response.status_code == 201, response.text
     body = response.json()
@@ -52,7 +54,9 @@ async def test_bad_rating_opens_case_with_outbox_row(offline_api: httpx.AsyncCli
 async def test_dissatisfied_is_bad_and_basically_satisfied_is_not(
     offline_api: httpx.AsyncClient, demo: DemoCredentials
 ) -> None:
-    r1 = await offline_api.post("/api/v1/ratings", json=bad_rating("DEMO-0003", level="dissatisfied"), headers=key(demo))
+    r1 = await offline_api.post(
+        "/api/v1/ratings", json=bad_rating("DEMO-0003", level="dissatisfied"), headers=key(demo)
+    )
     r2 = await offline_api.post(
         "/api/v1/ratings", json=bad_rating("DEMO-0004", level="basically_satisfied"), headers=key(demo)
     )
@@ -88,7 +92,9 @@ async def test_real_name_rating_needs_contact(offline_api: httpx.AsyncClient, de
     assert "real-name" in response.text
 
 
-async def test_second_rating_of_same_target_is_409(offline_api: httpx.AsyncClient, demo: DemoCredentials, db: Database) -> None:
+async def test_second_rating_of_same_target_is_409(
+    offline_api: httpx.AsyncClient, demo: DemoCredentials, db: Database
+) -> None:
     first = await offline_api.post("/api/v1/ratings", json=bad_rating(), headers=key(demo))
     assert first.status_code == 201
     second = await offline_api.post("/api/v1/ratings", json=bad_rating(level="satisfied"), headers=key(demo))
@@ -103,12 +109,16 @@ async def test_second_rating_of_same_target_is_409(offline_api: httpx.AsyncClien
 
 async def test_staff_target_needs_a_window_record(offline_api: httpx.AsyncClient, demo: DemoCredentials) -> None:
     # DEMO-0002 is an online transaction: only the item can be rated.
-    response = await offline_api.post("/api/v1/ratings", json=bad_rating("DEMO-0002", target="staff"), headers=key(demo))
+    response = await offline_api.post(
+        "/api/v1/ratings", json=bad_rating("DEMO-0002", target="staff"), headers=key(demo)
+    )
     assert response.status_code == 422
     assert response.json()["detail"]["field"] == "target"
 
 
-async def test_idempotency_key_replays_first_response(offline_api: httpx.AsyncClient, demo: DemoCredentials, db: Database) -> None:
+async def test_idempotency_key_replays_first_response(
+    offline_api: httpx.AsyncClient, demo: DemoCredentials, db: Database
+) -> None:
     headers = {**key(demo), "Idempotency-Key": "hall-7f3a-0001"}
     first = await offline_api.post("/api/v1/ratings", json=bad_rating(), headers=headers)
     retry = await offline_api.post("/api/v1/ratings", json=bad_rating(), headers=headers)

@@ -50,5 +50,7 @@ async def test_register_record_needs_api_key(offline_api: httpx.AsyncClient, dem
     token = (
         await offline_api.post("/api/v1/auth/token", data={"username": "admin", "password": demo.passwords["admin"]})
     ).json()["access_token"]
-    response = await offline_api.post("/api/v1/service-records", json=RECORD, headers={"Authorization": f"Bearer {token}"})
+    response = await offline_api.post(
+        "/api/v1/service-records", json=RECORD, headers={"Authorization": f"Bearer {token}"}
+    )
     assert response.status_code == 401

@@ -26,6 +26,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from models.case_types import (
+        STAGE_LABELS_ZH,
         SYSTEM_ACTOR,
         TRANSITIONS,
         AcceptInput,
@@ -46,7 +47,6 @@ with workflow.unsafe.imports_passed_through():
         RecordEventInput,
         RectificationInput,
         Stage,
-        STAGE_LABELS_ZH,
         Verdict,
         VerificationInput,
     )
@@ -130,7 +130,7 @@ class CaseWorkflow:
         try:
             await workflow.wait_condition(self._callback_deadline_met, timeout=max(remaining, timedelta(seconds=1)))
             return
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         self._overdue = True
         await self._record(
@@ -193,7 +193,9 @@ class CaseWorkflow:
     def _validate_verify(self, inp: VerificationInput) -> None:
         self._require(inp.actor, Stage.VERIFICATION)
         if self._inp.real_name and not self._callback_done:
-            raise ApplicationError("实名差评须先回访评价人（至少记录一次回访）再提交核实结论", type=ErrorType.WRONG_STAGE)
+            raise ApplicationError(
+                "实名差评须先回访评价人（至少记录一次回访）再提交核实结论", type=ErrorType.WRONG_STAGE
+            )
 
     @workflow.update
     async def rectify(self, inp: RectificationInput) -> CaseSnapshot:
