@@ -106,7 +106,9 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 def main() -> None:
     started = time.monotonic()
+    # Installed explicitly: a shell starting us in the background may have set SIGINT to "ignore".
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     for host, port, what in (

@@ -53,14 +53,18 @@ async def test_rating_to_closed_case_with_feedback_mail(
 
         await eventually(started)
 
-        async def act(path: str, body: dict[str, object], expected_stage: str) -> None:
-            response = await api.post(f"/api/v1/cases/{case_id}/{path}", json=body, headers=staff)
+        async def act(path: str, body: dict[str, object], expected_stage: str, key: str | None = None) -> None:
+            headers = {**staff, "Idempotency-Key": key} if key else staff
+            response = await api.post(f"/api/v1/cases/{case_id}/{path}", json=body, headers=headers)
             assert response.status_code == 200, (path, response.text)
             assert response.json()["stage"] == expected_stage
 
         await act("accept", {"note": "已签收"}, "verification")
         await act("callbacks", {"reached": False, "note": "第一次致电未接通"}, "verification")
-        await act("callbacks", {"reached": True, "note": "已致电评价人，说明情况并致歉"}, "verification")
+        reached = {"reached": True, "note": "已致电评价人，说明情况并致歉"}
+        await act("callbacks", reached, "verification", key="click-7c1e")
+        # A retried click (same Idempotency-Key) acts once: the timeline below has two callbacks, not three.
+        await act("callbacks", reached, "verification", key="click-7c1e")
         await act("verification", {"verdict": "valid", "findings": "当日窗口仅开放一个，排队过长属实"}, "rectification")
         # A step out of order is refused with the validator's reason.
         early = await api.post(f"/api/v1/cases/{case_id}/feedback", json={"message": "x"}, headers=staff)
