@@ -10,12 +10,9 @@ import shutil
 import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-
-from models.deadlines import DeadlineSpec
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 
@@ -66,11 +63,6 @@ class Settings(BaseSettings):
     secret_key: str = Field(default="", description="Signs login tokens. Empty: a random key kept in data/secret_key.")
     access_token_minutes: int = 60
 
-    # NoDecode: the env value is the short form ("1wd"), not JSON.
-    callback_deadline: Annotated[DeadlineSpec, NoDecode] = Field(
-        default=DeadlineSpec(amount=1, unit="working_days"),
-        description='Callback (回访) deadline after a case opens, e.g. "1wd", "4h", "10m".',
-    )
     outbox_relay_interval_seconds: float = 2.0
 
     @property
@@ -91,6 +83,11 @@ class Settings(BaseSettings):
     @property
     def mail_dir(self) -> Path:
         return self.data_dir / "mail"
+
+    @property
+    def sms_dir(self) -> Path:
+        """Where the development SMS gateway writes messages."""
+        return self.data_dir / "sms"
 
     def signing_key(self) -> str:
         """The token signing key: from settings, else one generated once and kept under data/."""

@@ -9,6 +9,7 @@ from activities.case_records import CaseRecordActivities
 from activities.deadlines import DeadlineActivities
 from activities.mailer import Mailer
 from activities.notifications import NotificationActivities
+from activities.sms import FileSmsSink
 from config import Settings
 from models.db import Database
 
@@ -16,11 +17,11 @@ from models.db import Database
 def build_activities(settings: Settings, db: Database) -> list[Callable[..., Any]]:
     """Every activity the worker registers, bound to its dependencies."""
     records = CaseRecordActivities(db)
-    deadlines = DeadlineActivities()
-    notifications = NotificationActivities(db, Mailer(settings), settings)
+    deadlines = DeadlineActivities(db)
+    notifications = NotificationActivities(db, Mailer(settings), FileSmsSink(settings.sms_dir), settings)
     return [
         deadlines.compute_due,
         records.record_case_event,
-        notifications.notify_callback_overdue,
+        notifications.notify,
         notifications.send_rater_feedback,
     ]

@@ -6,9 +6,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from temporalio import activity
 
-from models.case_types import ActivityName, RecordEventInput
+from models.case_activity_types import RecordEventInput
+from models.case_types import ActivityName
 from models.cases import Case, CaseEvent
 from models.db import Database, utcnow
+from models.ratings import Rating
 
 
 class CaseRecordActivities:
@@ -17,7 +19,7 @@ class CaseRecordActivities:
 
     @activity.defn(name=ActivityName.RECORD_CASE_EVENT)
     async def record_case_event(self, inp: RecordEventInput) -> bool:
-        """Append one timeline event and apply its column changes to the case. False if it was already written."""
+        """Append one timeline event and bring the case row to the state it carries. False if already written."""
         async with self._db.session() as session:
             existing = await session.exec(
                 select(CaseEvent.id).where(CaseEvent.case_id == inp.case_id, CaseEvent.event_key == inp.event_key)
@@ -32,14 +34,37 @@ class CaseRecordActivities:
                     case_id=inp.case_id,
                     event_key=inp.event_key,
                     stage=inp.stage,
+                    round=inp.round,
                     action=inp.action,
                     actor=inp.actor,
                     at=inp.at,
                     data=inp.data,
                 )
             )
-            for column, value in inp.case_fields.model_dump(exclude_none=True).items():
-                setattr(case, column, value)
+            fields = inp.case_fields
+            for column in (
+                "stage",
+                "round",
+                "unit_id",
+                "verdict",
+                "outcome",
+                "overdue",
+                "escalation_rung",
+                "closed_at",
+            ):
+                value = getattr(fields, column)
+                if value is not None:
+                    setattr(case, column, value)
+            if fields.deadlines is not None:
+                case.deadlines = [d.model_dump(mode="json") for d in fields.deadlines]
+                running = [d for d in fields.deadlines if d.state in ("running", "overdue")]
+                case.next_due_at = min((d.due_at for d in running), default=None)
+                case.has_provisional_deadline = any(d.provisional for d in running)
+            if fields.rating_adopted is not None:
+                rating = await session.get(Rating, case.rating_id)
+                assert rating is not None
+                rating.adopted = fields.rating_adopted
+                session.add(rating)
             if case.workflow_started_at is None:
                 case.workflow_started_at = inp.at
             case.updated_at = utcnow()

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from models.case_types import ActivityName, ComputeDueInput
-from models.deadlines import ChineseStatutoryCalendar, DueDate, WorkdayCalendar, compute_due
+from models.calendar import load_calendar
+from models.case_activity_types import ComputeDueInput
+from models.case_types import ActivityName
+from models.db import Database
+from models.deadlines import DueDate, compute_due
 
 
 class DeadlineActivities:
-    def __init__(self, calendar: WorkdayCalendar | None = None) -> None:
-        self._calendar = calendar or ChineseStatutoryCalendar()
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     @activity.defn(name=ActivityName.COMPUTE_DUE)
     async def compute_due(self, inp: ComputeDueInput) -> DueDate:
-        """The due timestamp of a deadline that starts at inp.start (workflow time, so tests can skip time)."""
-        return compute_due(inp.start, inp.spec, self._calendar)
+        """The due timestamp of a deadline that starts at inp.start (workflow time, so tests can skip time).
+
+        Years an admin loaded take precedence over the packaged State Council table.
+        """
+        async with self._db.session() as session:
+            calendar = await load_calendar(session)
+        return compute_due(inp.start, inp.spec, calendar)

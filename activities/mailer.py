@@ -1,7 +1,7 @@
 """Email rendering (jinja2, sandboxed, HTML autoescaped) and sending (aiosmtplib).
 
-Every email is written in templates/email/: `<name>.txt.j2` (first line "Subject: ...") and
-`<name>.html.j2`.
+Every email is written in templates/email/: `<name>.txt.j2` (first line "Subject: ..."), with an
+HTML twin `<name>.html.j2` or, where there is none, the shared `_layout.html.j2`.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class RenderedMail:
 class Mailer:
     def __init__(self, settings: Settings, template_dir: Path = TEMPLATE_DIR) -> None:
         self._settings = settings
+        self._template_dir = template_dir
         self._env = SandboxedEnvironment(
             loader=FileSystemLoader(template_dir),
             autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
@@ -40,13 +41,15 @@ class Mailer:
         )
 
     def render(self, name: str, **context: Any) -> RenderedMail:
-        """Render templates/email/<name>.txt.j2 and <name>.html.j2."""
+        """Render templates/email/<name>.txt.j2, and <name>.html.j2 or else the shared HTML layout."""
         text = self._env.get_template(f"{name}.txt.j2").render(**context)
         first_line, _, body = text.partition("\n")
         if not first_line.startswith("Subject:"):
             raise ValueError(f"template {name}.txt.j2 must start with a 'Subject:' line")
-        html = self._env.get_template(f"{name}.html.j2").render(**context)
-        return RenderedMail(subject=first_line.removeprefix("Subject:").strip(), text=body.lstrip("\n"), html=html)
+        subject, body = first_line.removeprefix("Subject:").strip(), body.lstrip("\n")
+        html_name = f"{name}.html.j2" if (self._template_dir / f"{name}.html.j2").exists() else "_layout.html.j2"
+        html = self._env.get_template(html_name).render(**context, subject=subject, body_text=body)
+        return RenderedMail(subject=subject, text=body, html=html)
 
     async def send(self, to: str, mail: RenderedMail, dedup_key: str) -> None:
         """Send one message. Its Message-ID is derived from dedup_key so a resend is recognisable."""

@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from api import auth, cases, ratings, service_records
+from api import auth, calendar, cases, policies, rater_pages, ratings, service_records
 from config import Settings, get_settings
 from models.db import Database
 from runtime.temporal import TemporalConnection
@@ -61,4 +61,7 @@ def create_app(
     app.include_router(service_records.router)
     app.include_router(ratings.router)
     app.include_router(cases.router)
+    app.include_router(policies.router)
+    app.include_router(calendar.router)
+    app.include_router(rater_pages.router)
     return app

@@ -133,3 +133,16 @@ async def visible_unit_ids(session: AsyncSession, user: User) -> set[int] | None
     if user.role == Role.UNIT_STAFF:
         return {user.unit_id}
     return set()
+
+
+async def current_admin(user: Annotated[User, Depends(current_user)]) -> User:
+    """The logged-in user if an admin; 403 otherwise."""
+    if user.role != Role.ADMIN:
+        raise HTTPException(
+            status_code=status.HTTP_403_FORBIDDEN,
+            detail={"code": "admin_only", "message": "只有系统管理员可以执行此操作"},
+        )
+    return user
+
+
+CurrentAdmin = Annotated[User, Depends(current_admin)]

@@ -34,8 +34,9 @@ from models.case_types import CaseWorkflowInput, workflow_id_for_rating
 from models.cases import Case
 from models.db import utcnow
 from models.outbox import START_CASE, OutboxEntry
+from models.policy_store import policy_for_unit
 from models.privacy import mask_email, mask_name, mask_phone
-from models.ratings import BAD_LEVELS, Rating, RatingAccepted, RatingCreate, RatingRead, RatingTarget
+from models.ratings import Rating, RatingAccepted, RatingCreate, RatingRead, RatingTarget
 from models.services import ServiceRecord
 from runtime.temporal import TemporalConnection, start_case_workflow
 
@@ -72,6 +73,7 @@ async def submit_rating(
     if body.target == RatingTarget.STAFF and record.staff_id is None:
         raise api_error(422, "no_staff_to_rate", "该办件没有经办工作人员，只能评价事项", field="target")
 
+    pinned = await policy_for_unit(session, record.unit_id)
     rating = Rating(
         record_id=record.id,
         level=body.level,
@@ -83,7 +85,7 @@ async def submit_rating(
         rater_name=body.rater.name if body.rater else None,
         rater_phone=body.rater.phone if body.rater else None,
         rater_email=str(body.rater.email) if body.rater and body.rater.email else None,
-        is_bad=body.level in BAD_LEVELS,
+        is_bad=pinned.profile.is_bad(body.level.value),
         source_system=api_client.source_system,
     )
     session.add(rating)
@@ -101,7 +103,13 @@ async def submit_rating(
 
     workflow_input: CaseWorkflowInput | None = None
     if rating.is_bad:
-        case = Case(rating_id=rating.id, unit_id=record.unit_id, workflow_id=workflow_id_for_rating(rating.id))
+        case = Case(
+            rating_id=rating.id,
+            unit_id=record.unit_id,
+            workflow_id=workflow_id_for_rating(rating.id),
+            policy_code=pinned.code,
+            policy_version=pinned.version,
+        )
         session.add(case)
         await session.flush()
         assert case.id is not None
@@ -112,7 +120,8 @@ async def submit_rating(
             level=rating.level.value,
             real_name=rating.real_name,
             rater_has_email=rating.rater_email is not None,
-            callback_deadline=settings.callback_deadline,
+            rater_has_phone=rating.rater_phone is not None,
+            policy=pinned,
         )
         outbox = OutboxEntry(kind=START_CASE, case_id=case.id, payload=workflow_input.model_dump(mode="json"))
         session.add(outbox)

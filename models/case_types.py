@@ -1,4 +1,4 @@
-"""Types shared by the case workflow, its activities and the API.
+"""The case's vocabulary, shared by the workflow, its activities and the API.
 
 This module is imported inside the Temporal workflow sandbox, so it holds pure pydantic types
 only: no SQLModel, no I/O. None of these types carries a rater's name, phone number or email;
@@ -9,41 +9,73 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from models.deadlines import DeadlineSpec, DueDate
+from models.deadlines import DueDate
+from models.policy import DeadlineName, PinnedPolicy
+from models.roles import Role
 
 
 class Stage(StrEnum):
     """Where a bad-review case stands (办理阶段)."""
 
-    ASSIGNED = "assigned"  # 已交办: waiting for the unit to accept
+    ASSIGNED = "assigned"  # 已交办: waiting for the unit to accept (签收)
     VERIFICATION = "verification"  # 核实回访: verify the facts and call the rater back
-    RECTIFICATION = "rectification"  # 整改
-    EXPLANATION = "explanation"  # 解释说明: the review has no legal basis
+    RECTIFICATION = "rectification"  # 整改 (立行立改 or 台账)
+    EXPLANATION = "explanation"  # 解释说明: the complaint has no legal basis
+    APPEAL_FILING = "appeal_filing"  # 申诉: the unit believes the review mistaken or malicious
+    APPEAL_REVIEW = "appeal_review"  # 复核: a reviewer decides the appeal
     FEEDBACK = "feedback"  # 反馈: tell the rater the result
+    RATER_RESPONSE = "rater_response"  # 评价人确认: the rater says whether the result is enough
     CLOSED = "closed"  # 办结
+    NOT_ADOPTED = "not_adopted"  # 不予采纳: appeal upheld, the review leaves the statistics
 
 
-# The whole state machine of the first cut: a stage may only move to one of these.
+# The whole state machine: a stage may only move to one of these. Reassignment (改派) and
+# reopening (重新交办) go back to ASSIGNED; the appeal either ends the case or returns to rectification.
 TRANSITIONS: dict[Stage, frozenset[Stage]] = {
-    Stage.ASSIGNED: frozenset({Stage.VERIFICATION}),
-    Stage.VERIFICATION: frozenset({Stage.RECTIFICATION, Stage.EXPLANATION}),
-    Stage.RECTIFICATION: frozenset({Stage.FEEDBACK}),
-    Stage.EXPLANATION: frozenset({Stage.FEEDBACK}),
-    Stage.FEEDBACK: frozenset({Stage.CLOSED}),
+    Stage.ASSIGNED: frozenset({Stage.VERIFICATION, Stage.ASSIGNED}),
+    Stage.VERIFICATION: frozenset({Stage.RECTIFICATION, Stage.EXPLANATION, Stage.APPEAL_FILING, Stage.ASSIGNED}),
+    Stage.RECTIFICATION: frozenset({Stage.FEEDBACK, Stage.ASSIGNED}),
+    Stage.EXPLANATION: frozenset({Stage.FEEDBACK, Stage.ASSIGNED}),
+    Stage.APPEAL_FILING: frozenset({Stage.APPEAL_REVIEW, Stage.RECTIFICATION, Stage.ASSIGNED}),
+    Stage.APPEAL_REVIEW: frozenset({Stage.NOT_ADOPTED, Stage.RECTIFICATION}),
+    Stage.FEEDBACK: frozenset({Stage.RATER_RESPONSE, Stage.CLOSED, Stage.ASSIGNED}),
+    Stage.RATER_RESPONSE: frozenset({Stage.CLOSED, Stage.ASSIGNED}),
     Stage.CLOSED: frozenset(),
+    Stage.NOT_ADOPTED: frozenset(),
 }
+TERMINAL_STAGES = frozenset({Stage.CLOSED, Stage.NOT_ADOPTED})
+# Stages in which the unit still works the case, so a supervisor may reassign it.
+REASSIGNABLE_STAGES = frozenset(
+    {Stage.ASSIGNED, Stage.VERIFICATION, Stage.RECTIFICATION, Stage.EXPLANATION, Stage.APPEAL_FILING, Stage.FEEDBACK}
+)
 
 STAGE_LABELS_ZH: dict[Stage, str] = {
     Stage.ASSIGNED: "已交办",
     Stage.VERIFICATION: "核实回访",
     Stage.RECTIFICATION: "整改",
     Stage.EXPLANATION: "解释说明",
+    Stage.APPEAL_FILING: "申诉",
+    Stage.APPEAL_REVIEW: "申诉复核",
     Stage.FEEDBACK: "反馈",
+    Stage.RATER_RESPONSE: "评价人确认",
     Stage.CLOSED: "办结",
+    Stage.NOT_ADOPTED: "不予采纳",
+}
+
+DEADLINE_LABELS_ZH: dict[DeadlineName, str] = {
+    DeadlineName.CALLBACK: "回访",
+    DeadlineName.VERIFICATION: "核实",
+    DeadlineName.RECTIFICATION_IMMEDIATE: "立行立改",
+    DeadlineName.RECTIFICATION_LEDGER_MAX: "台账整改",
+    DeadlineName.EXPLANATION: "解释说明",
+    DeadlineName.FEEDBACK: "反馈",
+    DeadlineName.RATER_RESPONSE: "评价人确认",
+    DeadlineName.APPEAL_FILING: "申诉提交",
+    DeadlineName.APPEAL_DECISION: "申诉复核",
 }
 
 
@@ -52,30 +84,37 @@ class Verdict(StrEnum):
 
     VALID = "valid"  # 情况属实: rectify
     NO_LEGAL_BASIS = "no_legal_basis"  # 诉求无政策依据: explain
+    DISPUTED = "disputed"  # 误评或恶意差评: appeal
 
 
-class RectificationMode(StrEnum):
-    IMMEDIATE = "immediate"  # 立行立改
-    LEDGER = "ledger"  # 列入台账
+class Outcome(StrEnum):
+    """How a case ended (办理结果)."""
+
+    SATISFIED = "satisfied"  # the rater said the result is enough
+    SATISFIED_BY_SILENCE = "satisfied_by_silence"  # no answer in the window; the profile counts it satisfied
+    UNSATISFIED = "unsatisfied"  # not satisfied after the last round; escalated
+    NO_CONTACT = "no_contact"  # the rater left no way to be told (anonymous)
+    NOT_ADOPTED = "not_adopted"  # appeal upheld
 
 
 class Actor(BaseModel):
-    """Who asks the workflow to act: a staff user's id, role and unit (never their name)."""
+    """Who asks the workflow to act: a user's id, role and unit (never a name). Raters have no id."""
 
-    user_id: int
-    role: str
+    user_id: int | None = None
+    role: Role | Literal["rater"]
     unit_id: int | None = None
 
     @property
     def label(self) -> str:
-        return f"user:{self.user_id}"
+        return f"user:{self.user_id}" if self.user_id is not None else str(self.role)
 
 
+RATER_ACTOR = Actor(role="rater")
 SYSTEM_ACTOR = "system"
 
 
 class CaseWorkflowInput(BaseModel):
-    """Everything a case workflow starts from. Ids and rules only."""
+    """Everything a case workflow starts from: ids, flags and the pinned policy. No PII."""
 
     case_id: int
     rating_id: int
@@ -83,65 +122,24 @@ class CaseWorkflowInput(BaseModel):
     level: str
     real_name: bool
     rater_has_email: bool
-    callback_deadline: DeadlineSpec
+    rater_has_phone: bool = False
+    policy: PinnedPolicy
+
+    @property
+    def rater_reachable(self) -> bool:
+        return self.rater_has_email or self.rater_has_phone
 
 
-# Human steps. Each *Fields model is the HTTP request body; the *Input adds who is acting.
+class DeadlineView(BaseModel):
+    """One running or finished deadline as the API and read model show it."""
 
-
-class AcceptFields(BaseModel):
-    note: str = Field(default="", max_length=2000)
-
-
-class CallbackFields(BaseModel):
-    """One callback attempt (回访): whether the rater was reached, and what was said."""
-
-    reached: bool
-    note: str = Field(min_length=1, max_length=4000)
-
-
-class VerificationFields(BaseModel):
-    verdict: Verdict
-    findings: str = Field(min_length=1, max_length=8000)
-
-
-class RectificationFields(BaseModel):
-    mode: RectificationMode
-    measures: str = Field(min_length=1, max_length=8000)
-
-
-class ExplanationFields(BaseModel):
-    explanation: str = Field(min_length=1, max_length=8000)
-
-
-class FeedbackFields(BaseModel):
-    """The result told to the rater (反馈内容)."""
-
-    message: str = Field(min_length=1, max_length=8000)
-
-
-class AcceptInput(AcceptFields):
-    actor: Actor
-
-
-class CallbackInput(CallbackFields):
-    actor: Actor
-
-
-class VerificationInput(VerificationFields):
-    actor: Actor
-
-
-class RectificationInput(RectificationFields):
-    actor: Actor
-
-
-class ExplanationInput(ExplanationFields):
-    actor: Actor
-
-
-class FeedbackInput(FeedbackFields):
-    actor: Actor
+    name: DeadlineName
+    started_at: datetime
+    due_at: datetime
+    provisional: bool = False
+    state: str = "running"  # running | met | overdue | met_late | cancelled
+    rung: int = 0
+    extended: bool = False
 
 
 class CaseSnapshot(BaseModel):
@@ -149,98 +147,19 @@ class CaseSnapshot(BaseModel):
 
     case_id: int
     stage: Stage
-    callback_due_at: datetime | None = None
-    callback_due_provisional: bool = False
-    callback_done: bool = False
-    overdue: bool = False
-    verdict: Verdict | None = None
-
-
-# Activity inputs: one model per activity call.
-
-
-class ComputeDueInput(BaseModel):
-    start: datetime
-    spec: DeadlineSpec
-
-
-class CaseFields(BaseModel):
-    """Read-model columns an event changes on the case row; None leaves a column as it is."""
-
-    stage: Stage | None = None
-    callback_due_at: datetime | None = None
-    callback_due_provisional: bool | None = None
-    overdue: bool | None = None
-    verdict: Verdict | None = None
-    closed_at: datetime | None = None
-
-
-class RecordEventInput(BaseModel):
-    """One timeline entry, written once however often the activity is retried (event_key is unique per case)."""
-
-    case_id: int
-    event_key: str
-    stage: Stage
-    action: str
-    actor: str
-    at: datetime
-    data: dict[str, Any] = Field(default_factory=dict)
-    case_fields: CaseFields = Field(default_factory=CaseFields)
-
-
-class OverdueNoticeInput(BaseModel):
-    case_id: int
-    stage: Stage
-    deadline: Literal["callback"]
-    due_at: datetime
-
-
-class FeedbackNoticeInput(BaseModel):
-    """The feedback message is the unit's text, already in the history through the feedback update."""
-
-    case_id: int
-    message: str
     round: int = 1
+    unit_id: int
+    verdict: Verdict | None = None
+    outcome: Outcome | None = None
+    overdue: bool = False
+    escalation_rung: int = 0
+    callback_done: bool = False
+    deadlines: list[DeadlineView] = Field(default_factory=list)
+    pending_extension: DeadlineName | None = None
+    ledger_latest_due: datetime | None = None
 
-
-class NoticeResult(BaseModel):
-    """What a notification activity did: who was addressed (user ids or 'rater'), and whether mail went out."""
-
-    sent: bool
-    recipients: list[str] = Field(default_factory=list)
-    reason: str = ""
-
-
-def workflow_id_for_rating(rating_id: int) -> str:
-    """The case workflow id. Derived from the rating so a retried start can never open a second case."""
-    return f"case-rating-{rating_id}"
-
-
-__all__ = [
-    "ActivityName",
-    "Actor",
-    "ErrorType",
-    "AcceptInput",
-    "CallbackInput",
-    "CaseFields",
-    "CaseSnapshot",
-    "CaseWorkflowInput",
-    "ComputeDueInput",
-    "DueDate",
-    "ExplanationInput",
-    "FeedbackInput",
-    "FeedbackNoticeInput",
-    "NoticeResult",
-    "OverdueNoticeInput",
-    "RecordEventInput",
-    "RectificationInput",
-    "RectificationMode",
-    "Stage",
-    "TRANSITIONS",
-    "Verdict",
-    "VerificationInput",
-    "workflow_id_for_rating",
-]
+    def deadline(self, name: DeadlineName) -> DeadlineView | None:
+        return next((d for d in reversed(self.deadlines) if d.name == name), None)
 
 
 class ActivityName:
@@ -248,7 +167,7 @@ class ActivityName:
 
     COMPUTE_DUE = "compute_due"
     RECORD_CASE_EVENT = "record_case_event"
-    NOTIFY_CALLBACK_OVERDUE = "notify_callback_overdue"
+    NOTIFY = "notify"
     SEND_RATER_FEEDBACK = "send_rater_feedback"
 
 
@@ -258,3 +177,11 @@ class ErrorType:
     WRONG_STAGE = "WrongStage"  # → 409
     NOT_ALLOWED = "NotAllowed"  # → 403
     INVALID_INPUT = "InvalidInput"  # → 422
+
+
+def workflow_id_for_rating(rating_id: int) -> str:
+    """The case workflow id. Derived from the rating so a retried start can never open a second case."""
+    return f"case-rating-{rating_id}"
+
+
+__all__ = ["DueDate"]

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from models.case_types import Stage, Verdict
+from models.case_types import DeadlineView, Outcome, Stage, Verdict
 from models.db import UTCDateTime, str_enum, utcnow
 
 
@@ -24,10 +24,16 @@ class Case(SQLModel, table=True):
     workflow_id: str = Field(unique=True, max_length=100)
     stage: Stage = Field(default=Stage.ASSIGNED, index=True, sa_type=str_enum(Stage))
     verdict: Verdict | None = Field(default=None, sa_type=str_enum(Verdict))
+    outcome: Outcome | None = Field(default=None, sa_type=str_enum(Outcome))
     round: int = 1
     overdue: bool = Field(default=False, index=True)
-    callback_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    callback_due_provisional: bool = False
+    escalation_rung: int = Field(default=0, index=True)
+    policy_code: str = Field(max_length=32)
+    policy_version: int
+    # Every deadline of the current round (DeadlineView as JSON), and the earliest one still running.
+    deadlines: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    next_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    has_provisional_deadline: bool = Field(default=False, index=True)
     opened_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     workflow_started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -43,6 +49,7 @@ class CaseEvent(SQLModel, table=True):
     case_id: int = Field(foreign_key="case.id", index=True)
     event_key: str = Field(max_length=100)
     stage: Stage = Field(sa_type=str_enum(Stage))
+    round: int = 1
     action: str = Field(max_length=50)
     actor: str = Field(max_length=50, description='"system" or "user:<id>"')
     at: datetime = Field(sa_type=UTCDateTime)
@@ -51,7 +58,8 @@ class CaseEvent(SQLModel, table=True):
 
 
 class CaseEventRead(BaseModel):
-    stage: Stage = Field(sa_type=str_enum(Stage))
+    stage: Stage
+    round: int
     action: str
     actor: str
     at: datetime
@@ -67,6 +75,13 @@ class RaterView(BaseModel):
     email: str | None
 
 
+class RaterAnswerView(BaseModel):
+    round: int
+    satisfied: bool | None
+    comment: str
+    answered_at: datetime | None
+
+
 class CaseSummary(BaseModel):
     id: int
     rating_id: int
@@ -76,8 +91,11 @@ class CaseSummary(BaseModel):
     record_no: str
     level: str
     stage: Stage
+    round: int
     overdue: bool
-    callback_due_at: datetime | None
+    escalation_rung: int
+    next_due_at: datetime | None
+    outcome: Outcome | None
     opened_at: datetime
     closed_at: datetime | None
 
@@ -85,11 +103,13 @@ class CaseSummary(BaseModel):
 class CaseDetail(CaseSummary):
     workflow_id: str
     verdict: Verdict | None
-    round: int
-    callback_due_provisional: bool
+    policy_code: str
+    policy_version: int
+    deadlines: list[DeadlineView]
     workflow_started: bool
     comment: str
     rater: RaterView
+    rater_answers: list[RaterAnswerView]
     timeline: list[CaseEventRead]
 
 

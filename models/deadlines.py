@@ -19,20 +19,20 @@ from pydantic import BaseModel, Field, model_serializer, model_validator
 
 CHINA_TZ = ZoneInfo("Asia/Shanghai")
 
-_SPEC_RE = re.compile(r"^\s*(\d+)\s*(wd|h|m)\s*$")
-_UNIT_SUFFIX = {"working_days": "wd", "hours": "h", "minutes": "m"}
+_SPEC_RE = re.compile(r"^\s*(\d+)\s*(wd|d|h|m)\s*$")
+_UNIT_SUFFIX = {"working_days": "wd", "days": "d", "hours": "h", "minutes": "m"}
 _SUFFIX_UNIT = {v: k for k, v in _UNIT_SUFFIX.items()}
 
 
 class DeadlineSpec(BaseModel):
-    """A deadline rule: an amount of working days, hours or minutes."""
+    """A deadline rule: an amount of working days, natural days, hours or minutes."""
 
     amount: int = Field(ge=1, le=366)
-    unit: Literal["working_days", "hours", "minutes"]
+    unit: Literal["working_days", "days", "hours", "minutes"]
 
     @classmethod
     def parse(cls, text: str) -> DeadlineSpec:
-        """Parse the short form used in settings and policy files: "1wd", "24h", "10m"."""
+        """Parse the short form used in settings and policy files: "1wd", "15d", "24h", "10m"."""
         return cls.model_validate(text)
 
     @model_validator(mode="before")
@@ -42,7 +42,9 @@ class DeadlineSpec(BaseModel):
         if isinstance(value, str):
             match = _SPEC_RE.match(value)
             if not match:
-                raise ValueError(f'deadline {value!r} is not of the form "<n>wd", "<n>h" or "<n>m" (e.g. "1wd")')
+                raise ValueError(
+                    f'deadline {value!r} is not of the form "<n>wd", "<n>d", "<n>h" or "<n>m" (e.g. "1wd")'
+                )
             return {"amount": int(match.group(1)), "unit": _SUFFIX_UNIT[match.group(2)]}
         return value
 
@@ -52,6 +54,12 @@ class DeadlineSpec(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.amount}{_UNIT_SUFFIX[self.unit]}"
+
+    def as_timedelta(self) -> timedelta:
+        """The length of a natural-time rule; working days have no fixed length."""
+        if self.unit == "working_days":
+            raise ValueError("a working-day rule has no fixed length; use compute_due")
+        return timedelta(**{self.unit: self.amount})
 
 
 class WorkdayCalendar(Protocol):
@@ -89,10 +97,8 @@ def compute_due(start: datetime, spec: DeadlineSpec, calendar: WorkdayCalendar |
     """The moment a deadline of ``spec`` that starts at ``start`` (timezone-aware) falls due."""
     if start.tzinfo is None:
         raise ValueError("start must be timezone-aware")
-    if spec.unit == "hours":
-        return DueDate(at=(start + timedelta(hours=spec.amount)).astimezone(UTC))
-    if spec.unit == "minutes":
-        return DueDate(at=(start + timedelta(minutes=spec.amount)).astimezone(UTC))
+    if spec.unit != "working_days":
+        return DueDate(at=(start + spec.as_timedelta()).astimezone(UTC))
 
     calendar = calendar or ChineseStatutoryCalendar()
     day = start.astimezone(CHINA_TZ).date()

@@ -10,6 +10,7 @@ class Region(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(unique=True, max_length=12, description="行政区划代码")
     name: str = Field(max_length=100)
+    policy_code: str = Field(default="national", max_length=32, description="The policy profile its cases run under")
 
 
 class Unit(SQLModel, table=True):

@@ -33,9 +33,6 @@ LEVEL_LABELS_ZH = {
     RatingLevel.VERY_DISSATISFIED: "非常不满意",
 }
 
-# The bottom two levels are bad reviews (差评). Issue #3 moves this into the policy profile.
-BAD_LEVELS = frozenset({RatingLevel.DISSATISFIED, RatingLevel.VERY_DISSATISFIED})
-
 
 class RatingChannel(StrEnum):
     """Rating channels (评价渠道, GB/T 39046-2020)."""
@@ -71,6 +68,8 @@ class Rating(SQLModel, table=True):
     rater_phone: str | None = SQLField(default=None, max_length=32)
     rater_email: str | None = SQLField(default=None, max_length=254)
     is_bad: bool = SQLField(index=True)
+    # False once an appeal is upheld (不予采纳): the rating then leaves every statistic.
+    adopted: bool = SQLField(default=True, index=True)
     source_system: str = SQLField(max_length=64)
     submitted_at: datetime = SQLField(default_factory=utcnow, sa_type=UTCDateTime)
 

@@ -2,11 +2,14 @@
 
 from sqlmodel import SQLModel
 
+from models.calendar import CalendarYear
 from models.cases import Case, CaseEvent
 from models.idempotency import IdempotentResponse
 from models.notifications import Notification
 from models.organisation import Region, Staff, Unit
 from models.outbox import OutboxEntry
+from models.policy_store import PolicyVersion
+from models.rater_links import RaterLink
 from models.ratings import Rating
 from models.services import ServiceItem, ServiceRecord
 from models.users import ApiKey, User
@@ -15,11 +18,14 @@ metadata = SQLModel.metadata
 
 __all__ = [
     "ApiKey",
+    "CalendarYear",
     "Case",
     "CaseEvent",
     "IdempotentResponse",
     "Notification",
     "OutboxEntry",
+    "PolicyVersion",
+    "RaterLink",
     "Rating",
     "Region",
     "ServiceItem",

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from sqlmodel import Field, SQLModel
 
 from models.db import UTCDateTime, str_enum, utcnow
-
-
-class Role(StrEnum):
-    UNIT_STAFF = "unit_staff"  # 承办人员: handles their unit's cases
-    SUPERVISOR = "supervisor"  # 督办人员: watches their unit's subtree
-    REVIEWER = "reviewer"  # 复核人员: decides appeals
-    ADMIN = "admin"  # 系统管理员
+from models.roles import Role
 
 
 class User(SQLModel, table=True):

@@ -24,6 +24,7 @@ from alembic.config import Config
 
 from config import PROJECT_ROOT, Settings, get_settings
 from models.db import Database
+from models.policy_store import sync_policy_files
 from runtime.mail_sink import start_mail_sink
 from runtime.seed import DemoCredentials, database_is_empty, seed_demo
 
@@ -100,6 +101,11 @@ def _stop(proc: subprocess.Popen[bytes], name: str, timeout: float = 15) -> None
         proc.wait()
 
 
+async def _sync_policies(db: Database) -> list[str]:
+    async with db.session() as session:
+        return await sync_policy_files(session)
+
+
 def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -126,6 +132,9 @@ def main() -> None:
     migrate(settings)
 
     db = Database(settings.async_sqlalchemy_url)
+    added = asyncio.run(_sync_policies(db))
+    if added:
+        print(f"▶ policy profiles loaded: {', '.join(added)}", flush=True)
     if asyncio.run(database_is_empty(db)):
         print("▶ empty database: loading the demo dataset", flush=True)
         creds = asyncio.run(seed_demo(db))

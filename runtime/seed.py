@@ -11,6 +11,7 @@ from sqlmodel import func, select
 from api.security import hash_password, new_api_key
 from models.db import Database
 from models.organisation import Region, Staff, Unit
+from models.policy_store import sync_policy_files
 from models.services import ApplicantType, ServiceChannel, ServiceItem, ServiceRecord
 from models.users import ApiKey, Role, User
 
@@ -41,10 +42,12 @@ async def database_is_empty(db: Database) -> bool:
 
 
 async def seed_demo(db: Database) -> DemoCredentials:
-    """A region, a management office supervising two units, items, staff, records and one user per role."""
+    """The policy profiles, a region (Yantai rules), a management office supervising two units, items, staff,
+    records and one user per role."""
     creds = DemoCredentials()
     async with db.session() as session:
-        region = Region(code="370600", name="烟台市")
+        await sync_policy_files(session)
+        region = Region(code="370600", name="烟台市", policy_code="yantai")
         session.add(region)
         await session.flush()
         office = Unit(code="YT-ZWB", name="烟台市政务服务管理办公室", region_id=region.id)

@@ -33,6 +33,8 @@ def cst(*args: int) -> datetime:
         # Natural time.
         (cst(2026, 10, 1, 23, 0), "4h", cst(2026, 10, 2, 3, 0), False),
         (cst(2026, 10, 1, 23, 0), "10m", cst(2026, 10, 1, 23, 10), False),
+        # Natural days ignore holidays (Zhejiang's "15 days" ledger limit).
+        (cst(2026, 9, 30, 10, 0), "15d", cst(2026, 10, 15, 10, 0), False),
     ],
 )
 def test_compute_due(start: datetime, spec: str, due: datetime, provisional: bool) -> None:
@@ -49,7 +51,7 @@ def test_spec_round_trips_in_short_form() -> None:
     assert DeadlineSpec.model_validate_json(spec.model_dump_json()) == spec
 
 
-@pytest.mark.parametrize("text", ["", "1", "1d", "wd", "-1wd", "0h", "1.5h"])
+@pytest.mark.parametrize("text", ["", "1", "1x", "wd", "-1wd", "0h", "1.5h"])
 def test_bad_spec_is_refused_with_the_expected_form(text: str) -> None:
     with pytest.raises(ValueError, match=r"wd|greater than or equal"):
         DeadlineSpec.parse(text)

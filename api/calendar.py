@@ -1,0 +1,105 @@
+"""The working-day calendar (工作日历): an admin loads or corrects a year, then provisional deadlines are recomputed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import date
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from sqlmodel import col, select
+
+from api.deps import CurrentAdmin, CurrentUser, SessionDep, TemporalDep
+from api.errors import api_error
+from models.calendar import CalendarYear, CalendarYearBody, load_calendar
+from models.case_types import TERMINAL_STAGES
+from models.cases import Case
+from workflows.case import CaseWorkflow
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/v1/calendar", tags=["calendar"])
+
+
+class CalendarYearRead(BaseModel):
+    year: int
+    source: str
+    holidays: list[date]
+    workdays: list[date]
+    official: bool  # True: loaded here or known to the packaged State Council table
+
+
+class CalendarLoadResult(CalendarYearRead):
+    cases_recomputed: int
+    cases_failed: list[int]
+
+
+@router.get("/{year}", response_model=CalendarYearRead)
+async def get_calendar_year(year: int, session: SessionDep, _user: CurrentUser) -> CalendarYearRead:
+    """The holidays and 调休 workdays in force for a year, and whether they are official."""
+    row = await session.get(CalendarYear, year)
+    if row is not None:
+        return CalendarYearRead(
+            year=year, source=row.source, holidays=row.holidays, workdays=row.workdays, official=True
+        )
+    calendar = await load_calendar(session)
+    days = [date(year, 1, 1).fromordinal(date(year, 1, 1).toordinal() + i) for i in range(366)]
+    days = [d for d in days if d.year == year]
+    answers = {d: calendar.is_workday(d) for d in days}
+    return CalendarYearRead(
+        year=year,
+        source="chinese-calendar package" if all(known for _, known in answers.values()) else "none: weekends only",
+        holidays=[d for d, (work, _) in answers.items() if not work and d.weekday() < 5],
+        workdays=[d for d, (work, _) in answers.items() if work and d.weekday() >= 5],
+        official=all(known for _, known in answers.values()),
+    )
+
+
+@router.put("/{year}", response_model=CalendarLoadResult)
+async def load_calendar_year(
+    year: int, body: CalendarYearBody, session: SessionDep, temporal: TemporalDep, admin: CurrentAdmin
+) -> CalendarLoadResult:
+    """Load or correct a year, then recompute every open case's provisional deadlines."""
+    if not 2000 <= year <= 2100:
+        raise api_error(422, "bad_year", "年份须在 2000–2100 之间", field="year")
+    try:
+        body.check_year(year)
+    except ValueError as exc:
+        raise api_error(422, "bad_dates", str(exc), field="holidays") from None
+    row = await session.get(CalendarYear, year) or CalendarYear(year=year, source=body.source)
+    row.holidays = sorted(d.isoformat() for d in body.holidays)
+    row.workdays = sorted(d.isoformat() for d in body.workdays)
+    row.source, row.loaded_by = body.source, admin.id
+    session.add(row)
+    await session.commit()
+
+    open_provisional = (
+        await session.exec(
+            select(Case.id, Case.workflow_id).where(
+                Case.has_provisional_deadline == True,  # noqa: E712
+                col(Case.stage).not_in(TERMINAL_STAGES),
+            )
+        )
+    ).all()
+    failed: list[int] = []
+    if open_provisional:
+        client = await temporal.client()
+
+        async def recompute(case_id: int, workflow_id: str) -> None:
+            try:
+                handle = client.get_workflow_handle_for(CaseWorkflow.run, workflow_id)
+                await asyncio.wait_for(handle.execute_update(CaseWorkflow.recompute_provisional), timeout=30)
+            except Exception as exc:  # noqa: BLE001 - report and go on; the admin can load again
+                log.warning("case %s: provisional deadlines not recomputed: %s", case_id, type(exc).__name__)
+                failed.append(case_id)
+
+        await asyncio.gather(*(recompute(case_id, wf) for case_id, wf in open_provisional))
+    return CalendarLoadResult(
+        year=year,
+        source=row.source,
+        holidays=body.holidays,
+        workdays=body.workdays,
+        official=True,
+        cases_recomputed=len(open_provisional) - len(failed),
+        cases_failed=sorted(failed),
+    )

@@ -1,0 +1,136 @@
+"""Policy profiles (政策配置): every number a region sets, as versioned data.
+
+A profile is pure data (pydantic, workflow-safe). The files in policy/profiles/ seed the database;
+an admin edits a profile through the API and each edit is a new version. A case pins the version
+it started under (the whole profile travels in the workflow input), so an edit never moves the
+deadlines of a running case.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from models.deadlines import DeadlineSpec
+
+LEVELS = ("very_satisfied", "satisfied", "basically_satisfied", "dissatisfied", "very_dissatisfied")
+
+
+class DeadlineName(StrEnum):
+    """Each stage deadline a profile sets (时限)."""
+
+    CALLBACK = "callback"  # 回访: from the case opening
+    VERIFICATION = "verification"  # 核实: from the case opening (each round)
+    RECTIFICATION_IMMEDIATE = "rectification_immediate"  # 立行立改: from the verdict
+    RECTIFICATION_LEDGER_MAX = "rectification_ledger_max"  # 台账: the latest due date a unit may set
+    EXPLANATION = "explanation"  # 解释说明: from the verdict
+    FEEDBACK = "feedback"  # 反馈: from rectification or explanation
+    RATER_RESPONSE = "rater_response"  # 评价人确认: from the feedback being sent
+    APPEAL_FILING = "appeal_filing"  # 申诉提交: from the disputed verdict
+    APPEAL_DECISION = "appeal_decision"  # 申诉复核: from the appeal being filed
+
+
+class DeadlineRule(BaseModel):
+    within: DeadlineSpec
+    remind_before: list[DeadlineSpec] = Field(default_factory=list, description="Reminders, natural time before due")
+    source: str = Field(
+        min_length=1, description="Where the number comes from (document, article, or 'system default')"
+    )
+
+    @field_validator("remind_before")
+    @classmethod
+    def _natural_time_only(cls, value: list[DeadlineSpec]) -> list[DeadlineSpec]:
+        for spec in value:
+            if spec.unit == "working_days":
+                raise ValueError("reminders are set in natural time before the deadline (h, m or d), not working days")
+        return sorted(value, key=lambda s: s.as_timedelta(), reverse=True)
+
+
+class LevelRule(BaseModel):
+    level: Literal["very_satisfied", "satisfied", "basically_satisfied", "dissatisfied", "very_dissatisfied"]
+    label: str = Field(min_length=1, max_length=20)
+    score: float = Field(ge=0, le=100)
+    bad: bool
+
+
+class EscalationRung(BaseModel):
+    """One rung of the escalation ladder (督办升级)."""
+
+    rung: int = Field(ge=1, le=5)
+    notify: Literal["supervisor", "management_office"]
+    after_overdue: DeadlineSpec | None = Field(
+        default=None, description="How long a stage stays overdue before this rung fires; none = at once"
+    )
+    source: str = Field(min_length=1)
+
+    @field_validator("after_overdue")
+    @classmethod
+    def _natural_time(cls, value: DeadlineSpec | None) -> DeadlineSpec | None:
+        if value is not None and value.unit == "working_days":
+            raise ValueError("escalation delays are natural time (h, m or d)")
+        return value
+
+
+class RatingWindows(BaseModel):
+    """Rating-side timing: supplementary rating, SMS invitation, follow-up rating (追评)."""
+
+    supplementary: DeadlineSpec = Field(description="补充评价: how long after completion a missing rating may be added")
+    invitation_after: DeadlineSpec = Field(description="短信邀评: when an unrated transaction gets an invitation")
+    follow_up_ratings: int = Field(ge=0, le=3, description="追评: how many follow-up ratings a rater may add")
+    source: str = Field(min_length=1)
+
+
+class AnonymousRules(BaseModel):
+    """What changes when the rater gave no name or contact (匿名评价)."""
+
+    callback_required: bool = False
+    feedback_possible: bool = Field(default=False, description="With no contact there is nobody to tell")
+    source: str = Field(min_length=1)
+
+
+class PolicyProfile(BaseModel):
+    code: str = Field(pattern=r"^[a-z][a-z0-9_-]{1,31}$")
+    name: str = Field(min_length=1, max_length=100)
+    levels: list[LevelRule]
+    deadlines: dict[DeadlineName, DeadlineRule]
+    escalation: list[EscalationRung] = Field(min_length=1)
+    max_reopen_rounds: int = Field(
+        ge=0, le=10, description="重新交办: how many times a not-satisfied rater reopens a case"
+    )
+    max_reopen_source: str = Field(min_length=1)
+    rater_silence_outcome: Literal["satisfied", "not_satisfied"]
+    rater_silence_source: str = Field(min_length=1)
+    anonymous: AnonymousRules
+    rating: RatingWindows
+
+    @model_validator(mode="after")
+    def _complete(self) -> PolicyProfile:
+        if sorted(rule.level for rule in self.levels) != sorted(LEVELS):
+            raise ValueError(f"levels must list each of {', '.join(LEVELS)} exactly once")
+        missing = [name.value for name in DeadlineName if name not in self.deadlines]
+        if missing:
+            raise ValueError(f"deadlines missing: {', '.join(missing)}")
+        if [r.rung for r in self.escalation] != list(range(1, len(self.escalation) + 1)):
+            raise ValueError("escalation rungs must be numbered 1, 2, ... in order")
+        if not any(rule.bad for rule in self.levels):
+            raise ValueError("at least one level must be a bad review")
+        return self
+
+    def level(self, level: str) -> LevelRule:
+        return next(rule for rule in self.levels if rule.level == level)
+
+    def is_bad(self, level: str) -> bool:
+        return self.level(level).bad
+
+    def deadline(self, name: DeadlineName) -> DeadlineRule:
+        return self.deadlines[name]
+
+
+class PinnedPolicy(BaseModel):
+    """The profile version a case runs under, carried whole in the workflow input."""
+
+    code: str
+    version: int
+    profile: PolicyProfile

@@ -1,0 +1,385 @@
+"""Every path through the case state machine, on the time-skipping test server with real activities.
+
+SQLite only: the workflow is the subject here; the API tests cover both databases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+import pytest
+import pytest_asyncio
+from sqlmodel import select
+from temporalio.testing import WorkflowEnvironment
+
+from config import Settings
+from models.case_actions import (
+    AcceptInput,
+    AppealDecisionInput,
+    AppealInput,
+    CallbackInput,
+    ExplanationInput,
+    ExtendInput,
+    ExtensionDecisionInput,
+    ExtensionRequestInput,
+    FeedbackInput,
+    InstructionInput,
+    LedgerInput,
+    RaterResponseInput,
+    ReassignInput,
+    RectificationInput,
+    RemindInput,
+    VerificationInput,
+)
+from models.case_types import RATER_ACTOR, ErrorType, Outcome, Stage, Verdict
+from models.db import Database
+from models.policy import DeadlineName
+from models.ratings import Rating
+from runtime.mail_sink import MailSink, message_text
+from runtime.seed import DemoCredentials
+from tests.case_driver import REVIEWER, RSJ_STAFF, SCJ_STAFF, SUPERVISOR, CaseDriver, use_policy
+from tests.conftest import case_row, eventually, running_worker
+from workflows.case import CaseWorkflow
+
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
+
+@dataclass
+class World:
+    env: WorkflowEnvironment
+    api: httpx.AsyncClient
+    demo: DemoCredentials
+    db: Database
+    settings: Settings
+    mailbox: MailSink
+
+    async def open(self, policy: str | None = None, **rating: object) -> CaseDriver:
+        if policy:
+            await use_policy(self.db, policy)
+        return await CaseDriver.open(self.env, self.api, self.demo, self.db, self.settings, **rating)
+
+    async def sleep(self, duration: timedelta) -> None:
+        await self.env.sleep(duration)
+
+
+@pytest_asyncio.fixture
+async def world(
+    time_skipping: WorkflowEnvironment,
+    offline_api: httpx.AsyncClient,
+    demo: DemoCredentials,
+    db: Database,
+    settings: Settings,
+    mailbox: MailSink,
+) -> AsyncIterator[World]:
+    async with running_worker(time_skipping.client, settings, db):
+        yield World(time_skipping, offline_api, demo, db, settings, mailbox)
+
+
+async def through_verification(case: CaseDriver, verdict: Verdict = Verdict.VALID) -> None:
+    await case.do(CaseWorkflow.accept, AcceptInput(actor=SCJ_STAFF))
+    await case.do(CaseWorkflow.log_callback, CallbackInput(actor=SCJ_STAFF, reached=True, note="已致电"))
+    await case.do(CaseWorkflow.verify, VerificationInput(actor=SCJ_STAFF, verdict=verdict, findings="核实情况"))
+
+
+async def to_rater_response(case: CaseDriver) -> None:
+    await through_verification(case)
+    await case.do(CaseWorkflow.rectify, RectificationInput(actor=SCJ_STAFF, measures="增开窗口"))
+    await case.do(CaseWorkflow.give_feedback, FeedbackInput(actor=SCJ_STAFF, message="已增开窗口"))
+    await eventually(lambda: _stage_is(case, Stage.RATER_RESPONSE))
+
+
+async def _stage_is(case: CaseDriver, stage: Stage) -> bool:
+    return (await case.state()).stage == stage
+
+
+# ---- deadlines, reminders, escalation ------------------------------------------------------------
+
+
+async def test_overdue_callback_escalates_rung_one_then_rung_two(world: World) -> None:
+    case = await world.open()  # Yantai: callback 1wd, reminder 4h before; rung 2 one day after
+    await case.do(CaseWorkflow.accept, AcceptInput(actor=SCJ_STAFF))
+    await world.sleep(timedelta(days=14))
+    events = await eventually(lambda: _escalated(case, DeadlineName.CALLBACK, 2))
+
+    callback = [e for e in events if e.data.get("deadline") == "callback"]
+    assert [(e.action, e.data["rung"], e.data["notify"]) for e in callback] == [
+        ("overdue", 1, "supervisor"),
+        ("escalated", 2, "management_office"),
+    ]
+    rung2 = next(e for e in callback if e.action == "escalated")
+    state = await case.state()
+    due = state.deadline(DeadlineName.CALLBACK)
+    assert due is not None and due.state == "overdue" and due.rung == 2
+    assert rung2.at >= due.due_at + timedelta(days=1)
+
+    notices = await case.notices()
+    assert {"kind": "reminder", "audience": "unit_staff"}.items() <= notices[0].items()
+    assert notices[0]["recipients"] == ["user:4"]
+    assert any(n["kind"] == "escalation" and n["audience"] == "management_office" for n in notices)
+
+    row = await case_row(world.db, case.case_id)
+    assert row.overdue and row.escalation_rung == 2 and row.stage == Stage.VERIFICATION
+    subjects = [str(m["Subject"]) for m in world.mailbox.to("supervisor@hcp.localhost")]
+    assert any("第1级" in s and "回访" in s for s in subjects) and any("第2级" in s for s in subjects)
+    assert any("时限将至" in str(m["Subject"]) for m in world.mailbox.to("scj@hcp.localhost"))
+    body = message_text(world.mailbox.to("supervisor@hcp.localhost")[0])
+    assert "13912345678" not in body and "张三丰" not in body
+
+
+async def _escalated(case: CaseDriver, name: DeadlineName, rung: int) -> list | None:  # type: ignore[type-arg]
+    events = await case.events()
+    done = any(e.data.get("deadline") == name.value and e.data.get("rung") == rung for e in events)
+    notified = sum(1 for e in events if e.action == "notified" and e.data.get("kind") == "escalation")
+    return events if done and notified >= rung else None
+
+
+async def test_callback_in_time_is_not_overdue(world: World) -> None:
+    case = await world.open()
+    await case.do(CaseWorkflow.accept, AcceptInput(actor=SCJ_STAFF))
+    await case.do(CaseWorkflow.log_callback, CallbackInput(actor=SCJ_STAFF, reached=False, note="未接通"))
+    await case.do(CaseWorkflow.log_callback, CallbackInput(actor=SCJ_STAFF, reached=True, note="已接通"))
+    await case.do(CaseWorkflow.verify, VerificationInput(actor=SCJ_STAFF, verdict=Verdict.VALID, findings="属实"))
+    state = await case.state()
+    assert state.deadline(DeadlineName.CALLBACK).state == "met"  # type: ignore[union-attr]
+    assert state.deadline(DeadlineName.VERIFICATION).state == "met"  # type: ignore[union-attr]
+    assert not state.overdue and state.stage == Stage.RECTIFICATION
+
+
+async def test_extension_approved_moves_the_deadline_and_refused_does_not(world: World) -> None:
+    case = await world.open()
+    await through_verification(case)
+    due = (await case.state()).deadline(DeadlineName.RECTIFICATION_IMMEDIATE)
+    assert due is not None
+    later = due.due_at + timedelta(days=10)
+    await case.do(
+        CaseWorkflow.request_extension,
+        ExtensionRequestInput(actor=SCJ_STAFF, deadline=DeadlineName.RECTIFICATION_IMMEDIATE, new_due_at=later, reason="需采购设备"),
+    )
+    error = await case.rejected(
+        CaseWorkflow.request_extension,
+        ExtensionRequestInput(actor=SCJ_STAFF, deadline=DeadlineName.RECTIFICATION_IMMEDIATE, new_due_at=later, reason="again"),
+    )
+    assert "待审批" in error.message
+    assert (await case.rejected(CaseWorkflow.decide_extension, ExtensionDecisionInput(actor=SCJ_STAFF, approve=True))).type == (
+        ErrorType.NOT_ALLOWED
+    )
+    state = await case.do(CaseWorkflow.decide_extension, ExtensionDecisionInput(actor=SUPERVISOR, approve=True, note="同意"))
+    moved = state.deadline(DeadlineName.RECTIFICATION_IMMEDIATE)
+    assert moved is not None and moved.due_at == later and moved.extended
+
+    # Past the old due date nothing is overdue; past the new one it is.
+    await world.sleep(due.due_at - await world.env.get_current_time() + timedelta(hours=1))
+    assert not (await case.state()).overdue
+
+    # A refused request leaves the deadline where it was.
+    await case.do(
+        CaseWorkflow.request_extension,
+        ExtensionRequestInput(
+            actor=SCJ_STAFF, deadline=DeadlineName.RECTIFICATION_IMMEDIATE, new_due_at=later + timedelta(days=30), reason="再延"
+        ),
+    )
+    state = await case.do(CaseWorkflow.decide_extension, ExtensionDecisionInput(actor=SUPERVISOR, approve=False, note="不同意"))
+    assert state.deadline(DeadlineName.RECTIFICATION_IMMEDIATE).due_at == later  # type: ignore[union-attr]
+    await world.sleep(timedelta(days=10))
+    assert (await case.state()).overdue
+    actions = await case.actions()
+    assert "extension_approved" in actions and "extension_refused" in actions
+
+
+async def test_supervisor_extends_remind_and_instruct(world: World) -> None:
+    case = await world.open()
+    await case.do(CaseWorkflow.accept, AcceptInput(actor=SCJ_STAFF))
+    verification = (await case.state()).deadline(DeadlineName.VERIFICATION)
+    assert verification is not None
+    new_due = verification.due_at + timedelta(days=3)
+    state = await case.do(
+        CaseWorkflow.extend_deadline,
+        ExtendInput(actor=SUPERVISOR, deadline=DeadlineName.VERIFICATION, new_due_at=new_due, reason="节前人手紧张"),
+    )
+    assert state.deadline(DeadlineName.VERIFICATION).due_at == new_due  # type: ignore[union-attr]
+    await case.do(CaseWorkflow.remind, RemindInput(actor=SUPERVISOR, message="请今日内回访"))
+    await case.do(CaseWorkflow.instruct, InstructionInput(actor=SUPERVISOR, instruction="由分管领导牵头核实"))
+    assert (await case.rejected(CaseWorkflow.remind, RemindInput(actor=SCJ_STAFF))).type == ErrorType.NOT_ALLOWED
+    subjects = [str(m["Subject"]) for m in world.mailbox.to("scj@hcp.localhost")]
+    assert any("督办提醒" in s for s in subjects) and any("批示" in s for s in subjects)
+    assert ["deadline_extended", "supervisor_reminded", "instructed"] == [
+        a for a in await case.actions() if a in {"deadline_extended", "supervisor_reminded", "instructed"}
+    ]
+
+
+async def test_reassign_moves_the_case_and_restarts_the_round(world: World) -> None:
+    case = await world.open()
+    await case.do(CaseWorkflow.accept, AcceptInput(actor=SCJ_STAFF))
+    before = (await case.state()).deadline(DeadlineName.VERIFICATION)
+    await world.sleep(timedelta(hours=5))
+    state = await case.do(CaseWorkflow.reassign, ReassignInput(actor=SUPERVISOR, to_unit_id=3, reason="属人社局职责"))
+    assert state.stage == Stage.ASSIGNED and state.unit_id == 3
+    after = state.deadline(DeadlineName.VERIFICATION)
+    assert before is not None and after is not None and after.started_at > before.started_at
+    assert (await case.rejected(CaseWorkflow.accept, AcceptInput(actor=SCJ_STAFF))).type == ErrorType.NOT_ALLOWED
+    await case.do(CaseWorkflow.accept, AcceptInput(actor=RSJ_STAFF))
+    row = await case_row(world.db, case.case_id)
+    assert row.unit_id == 3 and row.stage == Stage.VERIFICATION
+    assert any("改派" in str(m["Subject"]) for m in world.mailbox.to("rsj@hcp.localhost"))
+
+
+async def test_ledger_due_date_is_bounded_by_the_profile(world: World) -> None:
+    case = await world.open()
+    await through_verification(case)
+    state = await case.state()
+    assert state.ledger_latest_due is not None
+    too_late = state.ledger_latest_due + timedelta(days=1)
+    error = await case.rejected(CaseWorkflow.ledger, LedgerInput(actor=SCJ_STAFF, due_at=too_late, plan="改造大厅"))
+    assert error.type == ErrorType.INVALID_INPUT and "不得晚于" in error.message
+    ok_due = state.ledger_latest_due - timedelta(days=1)
+    state = await case.do(CaseWorkflow.ledger, LedgerInput(actor=SCJ_STAFF, due_at=ok_due, plan="改造大厅"))
+    assert state.deadline(DeadlineName.RECTIFICATION_IMMEDIATE).state == "replaced"  # type: ignore[union-attr]
+    assert state.deadline(DeadlineName.RECTIFICATION_LEDGER_MAX).due_at == ok_due  # type: ignore[union-attr]
+    await case.do(CaseWorkflow.rectify, RectificationInput(actor=SCJ_STAFF, measures="大厅改造完成"))
+    rectified = next(e for e in await case.events() if e.action == "rectified")
+    assert rectified.data["mode"] == "ledger"
+
+
+# ---- feedback, rater answer, reopening ------------------------------------------------------------
+
+
+async def test_rater_satisfied_closes_the_case(world: World) -> None:
+    case = await world.open()
+    await to_rater_response(case)
+    assert (await case.rejected(CaseWorkflow.rater_respond, RaterResponseInput(actor=SCJ_STAFF, satisfied=True))).type == (
+        ErrorType.NOT_ALLOWED
+    )
+    await case.do(CaseWorkflow.rater_respond, RaterResponseInput(actor=RATER_ACTOR, satisfied=True))
+    result = await case.handle.result()
+    assert result.stage == Stage.CLOSED and result.outcome == Outcome.SATISFIED
+    feedback = world.mailbox.to("zhang.sanfeng@example.com")
+    assert len(feedback) == 1 and "/r/" in message_text(feedback[0])
+    sms = list(world.settings.sms_dir.glob("*.txt"))
+    assert len(sms) == 1 and "13912345678" in sms[0].read_text()
+
+
+async def test_rater_silence_counts_as_the_profile_says(world: World) -> None:
+    case = await world.open()  # Yantai: silence counts as satisfied
+    await to_rater_response(case)
+    await world.sleep(timedelta(days=20))
+    result = await case.handle.result()
+    assert result.outcome == Outcome.SATISFIED_BY_SILENCE
+    assert "rater_silent" in await case.actions()
+
+
+async def test_silence_is_not_satisfied_in_pingdingshan_and_reopens(world: World) -> None:
+    case = await world.open(policy="pingdingshan")
+    await to_rater_response(case)
+    await world.sleep(timedelta(days=20))
+    await eventually(lambda: _round_is(case, 2))
+    state = await case.state()
+    assert state.stage == Stage.ASSIGNED and state.round == 2 and not state.callback_done
+    assert "reopened" in await case.actions()
+
+
+async def _round_is(case: CaseDriver, round_: int) -> bool:
+    return (await case.state()).round == round_
+
+
+async def test_not_satisfied_reopens_up_to_the_maximum_then_escalates(world: World) -> None:
+    case = await world.open(policy="demo")  # demo: one reopen round at most
+    await to_rater_response(case)
+    await case.do(CaseWorkflow.rater_respond, RaterResponseInput(actor=RATER_ACTOR, satisfied=False))
+    await eventually(lambda: _round_is(case, 2))
+    await to_rater_response(case)
+    await case.do(CaseWorkflow.rater_respond, RaterResponseInput(actor=RATER_ACTOR, satisfied=False))
+    result = await case.handle.result()
+    assert result.stage == Stage.CLOSED and result.outcome == Outcome.UNSATISFIED and result.round == 2
+    notices = await case.notices()
+    assert any(n["kind"] == "unsatisfied_final" and n["audience"] == "management_office" for n in notices)
+    assert [a for a in await case.actions() if a == "reopened"] == ["reopened"]
+    assert len(world.mailbox.to("zhang.sanfeng@example.com")) == 2
+
+
+# ---- explanation, appeal, anonymous ----------------------------------------------------------------
+
+
+async def test_appeal_upheld_means_not_adopted(world: World) -> None:
+    case = await world.open()
+    await through_verification(case, Verdict.DISPUTED)
+    assert (await case.state()).stage == Stage.APPEAL_FILING
+    await case.do(CaseWorkflow.file_appeal, AppealInput(actor=SCJ_STAFF, reason="评价人未到窗口办理", evidence=["监控录像 2026-11-20"]))
+    assert any("申诉" in str(m["Subject"]) for m in world.mailbox.to("reviewer@hcp.localhost"))
+    error = await case.rejected(CaseWorkflow.decide_appeal, AppealDecisionInput(actor=SUPERVISOR, upheld=True, reason="x"))
+    assert error.type == ErrorType.NOT_ALLOWED
+    await case.do(CaseWorkflow.decide_appeal, AppealDecisionInput(actor=REVIEWER, upheld=True, reason="证据充分，属误评"))
+    result = await case.handle.result()
+    assert result.stage == Stage.NOT_ADOPTED and result.outcome == Outcome.NOT_ADOPTED
+    async with world.db.session() as session:
+        rating = (await session.exec(select(Rating))).one()
+        assert rating.adopted is False
+    assert any("不予采纳" in str(m["Subject"]) for m in world.mailbox.to("supervisor@hcp.localhost"))
+
+
+async def test_appeal_rejected_goes_back_to_rectification(world: World) -> None:
+    case = await world.open()
+    await through_verification(case, Verdict.DISPUTED)
+    await case.do(CaseWorkflow.file_appeal, AppealInput(actor=SCJ_STAFF, reason="恶意差评", evidence=["通话记录"]))
+    state = await case.do(CaseWorkflow.decide_appeal, AppealDecisionInput(actor=REVIEWER, upheld=False, reason="证据不足"))
+    assert state.stage == Stage.RECTIFICATION
+    assert state.deadline(DeadlineName.RECTIFICATION_IMMEDIATE) is not None
+
+
+async def test_unused_appeal_window_falls_back_to_rectification(world: World) -> None:
+    case = await world.open()
+    await through_verification(case, Verdict.DISPUTED)
+    await world.sleep(timedelta(days=12))
+    await eventually(lambda: _stage_is(case, Stage.RECTIFICATION))
+    assert "appeal_window_expired" in await case.actions()
+
+
+async def test_late_appeal_decision_escalates(world: World) -> None:
+    case = await world.open()
+    await through_verification(case, Verdict.DISPUTED)
+    await case.do(CaseWorkflow.file_appeal, AppealInput(actor=SCJ_STAFF, reason="误评", evidence=["材料"]))
+    await world.sleep(timedelta(days=15))
+    await eventually(lambda: _escalated(case, DeadlineName.APPEAL_DECISION, 1))
+    reminders = [n for n in await case.notices() if n["kind"] == "reminder"]
+    assert reminders and reminders[0]["audience"] == "reviewers"
+
+
+async def test_no_legal_basis_explanation_path(world: World) -> None:
+    case = await world.open()
+    await through_verification(case, Verdict.NO_LEGAL_BASIS)
+    assert (await case.rejected(CaseWorkflow.rectify, RectificationInput(actor=SCJ_STAFF, measures="x"))).type == (
+        ErrorType.WRONG_STAGE
+    )
+    await case.do(CaseWorkflow.explain, ExplanationInput(actor=SCJ_STAFF, explanation="依法须本人到场"))
+    await case.do(CaseWorkflow.give_feedback, FeedbackInput(actor=SCJ_STAFF, message="已说明政策依据"))
+    await eventually(lambda: _stage_is(case, Stage.RATER_RESPONSE))
+    await case.do(CaseWorkflow.rater_respond, RaterResponseInput(actor=RATER_ACTOR, satisfied=True))
+    assert (await case.handle.result()).verdict == Verdict.NO_LEGAL_BASIS
+
+
+async def test_anonymous_review_skips_callback_and_closes_without_contact(world: World) -> None:
+    case = await world.open(real_name=False, rater=None, record_no="DEMO-0002")
+    await case.do(CaseWorkflow.accept, AcceptInput(actor=SCJ_STAFF))
+    error = await case.rejected(CaseWorkflow.log_callback, CallbackInput(actor=SCJ_STAFF, reached=False, note="x"))
+    assert "匿名" in error.message
+    await case.do(CaseWorkflow.verify, VerificationInput(actor=SCJ_STAFF, verdict=Verdict.VALID, findings="属实"))
+    await case.do(CaseWorkflow.rectify, RectificationInput(actor=SCJ_STAFF, measures="已整改"))
+    await case.do(CaseWorkflow.give_feedback, FeedbackInput(actor=SCJ_STAFF, message="已整改"))
+    result = await case.handle.result()
+    assert result.outcome == Outcome.NO_CONTACT
+    actions = await case.actions()
+    assert "callback_not_required" in actions and "feedback_not_sent" in actions
+    assert result.deadline(DeadlineName.CALLBACK) is None
+
+
+async def test_validators_reject_wrong_stage_and_wrong_unit(world: World) -> None:
+    case = await world.open()
+    verify = VerificationInput(actor=SCJ_STAFF, verdict=Verdict.VALID, findings="属实")
+    assert (await case.rejected(CaseWorkflow.verify, verify)).type == ErrorType.WRONG_STAGE
+    assert (await case.rejected(CaseWorkflow.accept, AcceptInput(actor=RSJ_STAFF))).type == ErrorType.NOT_ALLOWED
+    await case.do(CaseWorkflow.accept, AcceptInput(actor=SCJ_STAFF))
+    error = await case.rejected(CaseWorkflow.verify, verify)
+    assert error.type == ErrorType.WRONG_STAGE and "回访" in error.message
+    assert await case.actions() == ["opened", "accepted"]
