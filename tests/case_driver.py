@@ -39,7 +39,9 @@ async def use_policy(db: Database, code: str) -> None:
 
 
 class CaseDriver:
-    def __init__(self, env: WorkflowEnvironment, db: Database, handle: WorkflowHandle[CaseWorkflow, CaseSnapshot], case_id: int):
+    def __init__(
+        self, env: WorkflowEnvironment, db: Database, handle: WorkflowHandle[CaseWorkflow, CaseSnapshot], case_id: int
+    ):
         self.env, self.db, self.handle, self.case_id = env, db, handle, case_id
 
     @classmethod

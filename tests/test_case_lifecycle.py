@@ -156,17 +156,23 @@ async def test_extension_approved_moves_the_deadline_and_refused_does_not(world:
     later = due.due_at + timedelta(days=10)
     await case.do(
         CaseWorkflow.request_extension,
-        ExtensionRequestInput(actor=SCJ_STAFF, deadline=DeadlineName.RECTIFICATION_IMMEDIATE, new_due_at=later, reason="需采购设备"),
+        ExtensionRequestInput(
+            actor=SCJ_STAFF, deadline=DeadlineName.RECTIFICATION_IMMEDIATE, new_due_at=later, reason="需采购设备"
+        ),
     )
     error = await case.rejected(
         CaseWorkflow.request_extension,
-        ExtensionRequestInput(actor=SCJ_STAFF, deadline=DeadlineName.RECTIFICATION_IMMEDIATE, new_due_at=later, reason="again"),
+        ExtensionRequestInput(
+            actor=SCJ_STAFF, deadline=DeadlineName.RECTIFICATION_IMMEDIATE, new_due_at=later, reason="again"
+        ),
     )
     assert "待审批" in error.message
-    assert (await case.rejected(CaseWorkflow.decide_extension, ExtensionDecisionInput(actor=SCJ_STAFF, approve=True))).type == (
-        ErrorType.NOT_ALLOWED
+    assert (
+        await case.rejected(CaseWorkflow.decide_extension, ExtensionDecisionInput(actor=SCJ_STAFF, approve=True))
+    ).type == (ErrorType.NOT_ALLOWED)
+    state = await case.do(
+        CaseWorkflow.decide_extension, ExtensionDecisionInput(actor=SUPERVISOR, approve=True, note="同意")
     )
-    state = await case.do(CaseWorkflow.decide_extension, ExtensionDecisionInput(actor=SUPERVISOR, approve=True, note="同意"))
     moved = state.deadline(DeadlineName.RECTIFICATION_IMMEDIATE)
     assert moved is not None and moved.due_at == later and moved.extended
 
@@ -178,10 +184,15 @@ async def test_extension_approved_moves_the_deadline_and_refused_does_not(world:
     await case.do(
         CaseWorkflow.request_extension,
         ExtensionRequestInput(
-            actor=SCJ_STAFF, deadline=DeadlineName.RECTIFICATION_IMMEDIATE, new_due_at=later + timedelta(days=30), reason="再延"
+            actor=SCJ_STAFF,
+            deadline=DeadlineName.RECTIFICATION_IMMEDIATE,
+            new_due_at=later + timedelta(days=30),
+            reason="再延",
         ),
     )
-    state = await case.do(CaseWorkflow.decide_extension, ExtensionDecisionInput(actor=SUPERVISOR, approve=False, note="不同意"))
+    state = await case.do(
+        CaseWorkflow.decide_extension, ExtensionDecisionInput(actor=SUPERVISOR, approve=False, note="不同意")
+    )
     assert state.deadline(DeadlineName.RECTIFICATION_IMMEDIATE).due_at == later  # type: ignore[union-attr]
     await world.sleep(timedelta(days=10))
     assert (await case.state()).overdue
@@ -205,8 +216,10 @@ async def test_supervisor_extends_remind_and_instruct(world: World) -> None:
     assert (await case.rejected(CaseWorkflow.remind, RemindInput(actor=SCJ_STAFF))).type == ErrorType.NOT_ALLOWED
     subjects = [str(m["Subject"]) for m in world.mailbox.to("scj@hcp.localhost")]
     assert any("督办提醒" in s for s in subjects) and any("批示" in s for s in subjects)
-    assert ["deadline_extended", "supervisor_reminded", "instructed"] == [
-        a for a in await case.actions() if a in {"deadline_extended", "supervisor_reminded", "instructed"}
+    assert [a for a in await case.actions() if a in {"deadline_extended", "supervisor_reminded", "instructed"}] == [
+        "deadline_extended",
+        "supervisor_reminded",
+        "instructed",
     ]
 
 
@@ -249,9 +262,9 @@ async def test_ledger_due_date_is_bounded_by_the_profile(world: World) -> None:
 async def test_rater_satisfied_closes_the_case(world: World) -> None:
     case = await world.open()
     await to_rater_response(case)
-    assert (await case.rejected(CaseWorkflow.rater_respond, RaterResponseInput(actor=SCJ_STAFF, satisfied=True))).type == (
-        ErrorType.NOT_ALLOWED
-    )
+    assert (
+        await case.rejected(CaseWorkflow.rater_respond, RaterResponseInput(actor=SCJ_STAFF, satisfied=True))
+    ).type == (ErrorType.NOT_ALLOWED)
     await case.do(CaseWorkflow.rater_respond, RaterResponseInput(actor=RATER_ACTOR, satisfied=True))
     result = await case.handle.result()
     assert result.stage == Stage.CLOSED and result.outcome == Outcome.SATISFIED
@@ -306,11 +319,18 @@ async def test_appeal_upheld_means_not_adopted(world: World) -> None:
     case = await world.open()
     await through_verification(case, Verdict.DISPUTED)
     assert (await case.state()).stage == Stage.APPEAL_FILING
-    await case.do(CaseWorkflow.file_appeal, AppealInput(actor=SCJ_STAFF, reason="评价人未到窗口办理", evidence=["监控录像 2026-11-20"]))
+    await case.do(
+        CaseWorkflow.file_appeal,
+        AppealInput(actor=SCJ_STAFF, reason="评价人未到窗口办理", evidence=["监控录像 2026-11-20"]),
+    )
     assert any("申诉" in str(m["Subject"]) for m in world.mailbox.to("reviewer@hcp.localhost"))
-    error = await case.rejected(CaseWorkflow.decide_appeal, AppealDecisionInput(actor=SUPERVISOR, upheld=True, reason="x"))
+    error = await case.rejected(
+        CaseWorkflow.decide_appeal, AppealDecisionInput(actor=SUPERVISOR, upheld=True, reason="x")
+    )
     assert error.type == ErrorType.NOT_ALLOWED
-    await case.do(CaseWorkflow.decide_appeal, AppealDecisionInput(actor=REVIEWER, upheld=True, reason="证据充分，属误评"))
+    await case.do(
+        CaseWorkflow.decide_appeal, AppealDecisionInput(actor=REVIEWER, upheld=True, reason="证据充分，属误评")
+    )
     result = await case.handle.result()
     assert result.stage == Stage.NOT_ADOPTED and result.outcome == Outcome.NOT_ADOPTED
     async with world.db.session() as session:
@@ -323,7 +343,9 @@ async def test_appeal_rejected_goes_back_to_rectification(world: World) -> None:
     case = await world.open()
     await through_verification(case, Verdict.DISPUTED)
     await case.do(CaseWorkflow.file_appeal, AppealInput(actor=SCJ_STAFF, reason="恶意差评", evidence=["通话记录"]))
-    state = await case.do(CaseWorkflow.decide_appeal, AppealDecisionInput(actor=REVIEWER, upheld=False, reason="证据不足"))
+    state = await case.do(
+        CaseWorkflow.decide_appeal, AppealDecisionInput(actor=REVIEWER, upheld=False, reason="证据不足")
+    )
     assert state.stage == Stage.RECTIFICATION
     assert state.deadline(DeadlineName.RECTIFICATION_IMMEDIATE) is not None
 

@@ -5,6 +5,8 @@ Runs on SQLite and PostgreSQL. Also proves that no rater PII reaches the workflo
 
 from __future__ import annotations
 
+import re
+
 from temporalio.testing import WorkflowEnvironment
 
 from config import Settings
@@ -69,8 +71,26 @@ async def test_rating_to_closed_case_with_feedback_mail(
         # A step out of order is refused with the validator's reason.
         early = await api.post(f"/api/v1/cases/{case_id}/feedback", json={"message": "x"}, headers=staff)
         assert early.status_code == 409 and "反馈" in early.json()["detail"]["message"]
-        await act("rectification", {"mode": "immediate", "measures": "增开两个窗口，推行预约办理"}, "feedback")
+        await act("rectification", {"measures": "增开两个窗口，推行预约办理"}, "feedback")
         await act("feedback", {"message": FEEDBACK}, "feedback")
+
+        # The rater gets the result with a one-time link, answers "satisfied", and the case closes.
+        async def awaiting_rater() -> bool:
+            return (await api.get(f"/api/v1/cases/{case_id}", headers=staff)).json()["stage"] == "rater_response"
+
+        await eventually(awaiting_rater)
+        mails = mailbox.to(RATER["email"])
+        assert len(mails) == 1
+        text = message_text(mails[0])
+        assert FEEDBACK in text and text.startswith(RATER["name"])
+        link = re.search(r"http://\S+/r/(\S+)", text)
+        assert link is not None
+        page = await api.get(f"/r/{link.group(1)}")
+        assert page.status_code == 200 and FEEDBACK in page.text and "满意" in page.text
+        answered = await api.post(f"/r/{link.group(1)}", data={"satisfied": "yes", "comment": "很快就改了"})
+        assert answered.status_code == 200 and "感谢" in answered.text
+        again = await api.get(f"/r/{link.group(1)}")
+        assert again.status_code == 410 and "已使用" in again.text
 
         async def closed() -> dict | None:  # type: ignore[type-arg]
             detail = (await api.get(f"/api/v1/cases/{case_id}", headers=staff)).json()
@@ -81,12 +101,14 @@ async def test_rating_to_closed_case_with_feedback_mail(
             f"case-rating-{accepted.json()['rating_id']}"
         ).fetch_history()
 
-    # The rater got the result.
-    mails = mailbox.to(RATER["email"])
-    assert len(mails) == 1
-    assert RECORD["record_no"] in str(mails[0]["Subject"]) or "企业设立登记" in str(mails[0]["Subject"])
-    text = message_text(mails[0])
-    assert FEEDBACK in text and text.startswith(RATER["name"])
+    assert detail["outcome"] == "satisfied" and detail["policy_code"] == "yantai"
+    assert [(a["round"], a["satisfied"], a["comment"]) for a in detail["rater_answers"]] == [(1, True, "很快就改了")]
+    assert {d["name"]: d["state"] for d in detail["deadlines"]} == {
+        "verification": "met",
+        "callback": "met",
+        "rectification_immediate": "met",
+        "feedback": "met",
+    }
 
     # The timeline in the database lists every step, with who did it.
     expected = [
@@ -98,6 +120,7 @@ async def test_rating_to_closed_case_with_feedback_mail(
         ("rectified", "user:4"),
         ("feedback_written", "user:4"),
         ("feedback_sent", "system"),
+        ("rater_responded", "rater"),
         ("closed", "system"),
     ]
     assert [(e["action"], e["actor"]) for e in detail["timeline"]] == expected
@@ -127,5 +150,7 @@ async def test_other_units_staff_cannot_see_or_act(
         assert (await api.post(f"/api/v1/cases/{case_id}/accept", json={}, headers=supervisor)).status_code == 403
 
         reviewer = await login(api, "reviewer", demo.passwords["reviewer"])
-        assert (await api.get("/api/v1/cases", headers=reviewer)).status_code == 403
+        # Reviewers see only cases on the appeal path.
+        assert (await api.get("/api/v1/cases", headers=reviewer)).json()["total"] == 0
+        assert (await api.get(f"/api/v1/cases/{case_id}", headers=reviewer)).status_code == 404
         assert (await api.post(f"/api/v1/cases/{case_id}/accept", json={})).status_code == 401
