@@ -62,9 +62,9 @@ def load_profile_files(directory: Path = PROFILE_DIR) -> dict[str, PolicyProfile
         try:
             profile = PolicyProfile.model_validate(resolve(name))
         except ValueError as exc:
-            raise ValueError(f"policy/profiles/{name}.toml: {exc}") from exc
+            raise ValueError(f"{directory / name}.toml: {exc}") from exc
         if profile.code != name:
-            raise ValueError(f"policy/profiles/{name}.toml declares code {profile.code!r}; the file name must match")
+            raise ValueError(f"{directory / name}.toml declares code {profile.code!r}; the file name must match")
         profiles[name] = profile
     return profiles
 
