@@ -23,6 +23,7 @@ from alembic import command
 from alembic.config import Config
 
 from config import PROJECT_ROOT, Settings, get_settings
+from models import search_attributes
 from models.db import Database
 from models.policy_store import sync_policy_files
 from runtime.mail_sink import start_mail_sink
@@ -161,6 +162,7 @@ def main() -> None:
                 "--ui-port", str(settings.temporal_ui_port),
                 "--namespace", settings.temporal_namespace,
                 "--log-level", "warn",
+                *search_attributes.dev_server_flags(),
             ],
             "Temporal dev server",
             env,

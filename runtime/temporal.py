@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
 
 from config import Settings
+from models import search_attributes
 from models.case_types import CaseSnapshot, CaseWorkflowInput, workflow_id_for_rating
 from workflows.case import CaseWorkflow
 
@@ -50,3 +53,27 @@ async def start_case_workflow(
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )
+
+
+async def ensure_search_attributes(client: Client) -> list[str]:
+    """Register the case workflow's search attributes on the namespace if missing. Returns those added.
+
+    Needs operator rights (dev server, test server, self-hosted cluster); on Temporal Cloud create
+    them in the namespace settings instead.
+    """
+    try:
+        listed = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=client.namespace)
+        )
+        existing = set(listed.custom_attributes)
+    except RPCError as exc:
+        # The time-skipping test server cannot list, only add.
+        if exc.status != RPCStatusCode.UNIMPLEMENTED:
+            raise
+        existing = set()
+    missing = {key.name: key.indexed_value_type for key in search_attributes.ALL if key.name not in existing}
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
+        )
+    return sorted(missing)

@@ -29,12 +29,13 @@ from temporalio.worker import Worker
 from activities import build_activities
 from api.app import create_app
 from config import PROJECT_ROOT, Settings
+from models import search_attributes
 from models.cases import Case, CaseEvent
 from models.db import Database
 from models.tables import metadata
 from runtime.mail_sink import MailSink, start_mail_sink
 from runtime.seed import DemoCredentials, seed_demo
-from runtime.temporal import TemporalConnection
+from runtime.temporal import TemporalConnection, ensure_search_attributes
 from worker import build_worker
 
 POSTGRES_URL = os.environ.get("HCP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -152,6 +153,7 @@ async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=pydantic_data_converter,
         dev_server_existing_path=Settings().temporal_cli_path,
         dev_server_log_level="error",
+        search_attributes=search_attributes.ALL,
     )
     yield env
     await env.shutdown()
@@ -164,6 +166,7 @@ async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=pydantic_data_converter,
         test_server_existing_path=Settings().temporal_test_server_path,
     )
+    await ensure_search_attributes(env.client)
     yield env
     await env.shutdown()
 

@@ -38,6 +38,7 @@ from models.case_types import RATER_ACTOR, ErrorType, Outcome, Stage, Verdict
 from models.db import Database
 from models.policy import DeadlineName
 from models.ratings import Rating
+from models.search_attributes import CASE_ESCALATION_RUNG, CASE_OVERDUE, CASE_STAGE
 from runtime.mail_sink import MailSink, message_text
 from runtime.seed import DemoCredentials
 from tests.case_driver import REVIEWER, RSJ_STAFF, SCJ_STAFF, SUPERVISOR, CaseDriver, use_policy
@@ -122,6 +123,9 @@ async def test_overdue_callback_escalates_rung_one_then_rung_two(world: World) -
 
     row = await case_row(world.db, case.case_id)
     assert row.overdue and row.escalation_rung == 2 and row.stage == Stage.VERIFICATION
+    indexed = (await case.handle.describe()).typed_search_attributes
+    assert indexed.get(CASE_OVERDUE) is True and indexed.get(CASE_ESCALATION_RUNG) == 2
+    assert indexed.get(CASE_STAGE) == "verification"
     subjects = [str(m["Subject"]) for m in world.mailbox.to("supervisor@hcp.localhost")]
     assert any("第1级" in s and "回访" in s for s in subjects) and any("第2级" in s for s in subjects)
     assert any("时限将至" in str(m["Subject"]) for m in world.mailbox.to("scj@hcp.localhost"))

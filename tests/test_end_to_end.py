@@ -10,6 +10,7 @@ import re
 from temporalio.testing import WorkflowEnvironment
 
 from config import Settings
+from models import search_attributes
 from models.db import Database
 from models.outbox import OutboxEntry
 from runtime.mail_sink import MailSink, message_text
@@ -97,9 +98,21 @@ async def test_rating_to_closed_case_with_feedback_mail(
             return detail if detail["stage"] == "closed" else None
 
         detail = await eventually(closed)
-        history = await dev_server.client.get_workflow_handle(
-            f"case-rating-{accepted.json()['rating_id']}"
-        ).fetch_history()
+        handle = dev_server.client.get_workflow_handle(f"case-rating-{accepted.json()['rating_id']}")
+        history = await handle.fetch_history()
+
+        # Operators can filter cases in the Temporal UI by stage, unit, overdue and rung.
+        indexed = (await handle.describe()).typed_search_attributes
+        assert indexed.get(search_attributes.CASE_STAGE) == "closed"
+        assert indexed.get(search_attributes.CASE_UNIT) == 2
+        assert indexed.get(search_attributes.CASE_OVERDUE) is False
+        assert indexed.get(search_attributes.CASE_ESCALATION_RUNG) == 0
+
+        async def listed() -> list[str]:
+            query = f"HcpUnitId = 2 AND HcpStage = 'closed' AND TaskQueue = '{settings.temporal_task_queue}'"
+            return [wf.id async for wf in dev_server.client.list_workflows(query)]
+
+        assert await eventually(listed) == [handle.id]
 
     assert detail["outcome"] == "satisfied" and detail["policy_code"] == "yantai"
     assert [(a["round"], a["satisfied"], a["comment"]) for a in detail["rater_answers"]] == [(1, True, "很快就改了")]

@@ -8,6 +8,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from config import Settings
+from models import search_attributes
 from models.db import Database
 from models.outbox import OutboxEntry
 from runtime.seed import DemoCredentials
@@ -37,6 +38,7 @@ async def test_rating_accepted_while_temporal_down_becomes_case_after_start(
         data_converter=pydantic_data_converter,
         dev_server_existing_path=settings.temporal_cli_path,
         dev_server_log_level="error",
+        search_attributes=search_attributes.ALL,
     )
     try:
         started = await eventually(lambda: _started(db, case_id), timeout=60)

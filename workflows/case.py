@@ -76,6 +76,7 @@ with workflow.unsafe.imports_passed_through():
     from models.deadlines import DueDate
     from models.policy import DeadlineName
     from models.roles import Role
+    from models.search_attributes import CASE_ESCALATION_RUNG, CASE_OVERDUE, CASE_STAGE, CASE_UNIT
     from workflows.clock import Clock
 
 _ACTIVITY_TIMEOUT = timedelta(seconds=30)
@@ -112,6 +113,7 @@ class CaseWorkflow:
         self._clocks: dict[DeadlineName, Clock] = {}
         self._finished: list[Clock] = []
         self._clock_version = 0  # bumped whenever a clock starts, stops or moves
+        self._indexed: tuple[str, int, bool, int] | None = None  # search attributes last upserted
         self._opened = False
         self._outcome: Outcome | None = None
         self._rater_window_due: datetime | None = None
@@ -716,6 +718,7 @@ class CaseWorkflow:
         async with self._record_lock:
             self._seq += 1
             snapshot = self._snapshot()
+            self._index(snapshot)
             terminal = self._stage in TERMINAL_STAGES
             event = RecordEventInput(
                 case_id=self._inp.case_id,
@@ -744,6 +747,20 @@ class CaseWorkflow:
                 event,
                 start_to_close_timeout=_ACTIVITY_TIMEOUT,
                 retry_policy=_ACTIVITY_RETRY,
+            )
+
+    def _index(self, snapshot: CaseSnapshot) -> None:
+        """Keep the Temporal UI's filters (stage, unit, overdue, rung) in step; upsert only on change."""
+        values = (snapshot.stage.value, snapshot.unit_id, snapshot.overdue, snapshot.escalation_rung)
+        if values != self._indexed:
+            self._indexed = values
+            workflow.upsert_search_attributes(
+                [
+                    CASE_STAGE.value_set(values[0]),
+                    CASE_UNIT.value_set(values[1]),
+                    CASE_OVERDUE.value_set(values[2]),
+                    CASE_ESCALATION_RUNG.value_set(values[3]),
+                ]
             )
 
     def _snapshot(self) -> CaseSnapshot:
