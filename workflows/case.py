@@ -22,6 +22,8 @@ is never behind the workflow by more than one write.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -110,6 +112,9 @@ class CaseWorkflow:
         self._unit_id = inp.unit_id
         self._seq = 0
         self._record_lock = asyncio.Lock()  # timeline writes go out one at a time, in decision order
+        # One step at a time: a human step or an automatic transition holds this from its check to its
+        # last write, so two clicks can never interleave half-done transitions.
+        self._step_lock = asyncio.Lock()
         self._clocks: dict[DeadlineName, Clock] = {}
         self._finished: list[Clock] = []
         self._clock_version = 0  # bumped whenever a clock starts, stops or moves
@@ -139,7 +144,8 @@ class CaseWorkflow:
         clock_watch = asyncio.create_task(self._watch_clocks())
         while self._stage not in TERMINAL_STAGES:
             if self._stage == Stage.FEEDBACK and self._feedback_message is not None:
-                await self._deliver_feedback()
+                async with self._step_lock:
+                    await self._deliver_feedback()
             elif self._stage == Stage.RATER_RESPONSE:
                 await self._await_rater()
             elif self._stage == Stage.APPEAL_FILING:
@@ -204,8 +210,16 @@ class CaseWorkflow:
             silent = False
         except TimeoutError:
             silent = True
+        async with self._step_lock:
+            await self._after_rater_answer(silent)
+
+    async def _after_rater_answer(self, silent: bool) -> None:
+        """Close, reopen or escalate on the rater's answer (or on silence, as the profile counts it)."""
+        if silent and self._rater_answer is None:
             self._rater_answer = self._policy.rater_silence_outcome == "satisfied"
             await self._record("rater_silent", data={"counted_as": self._policy.rater_silence_outcome})
+        else:
+            silent = False
         if self._rater_answer:
             self._outcome = Outcome.SATISFIED_BY_SILENCE if silent else Outcome.SATISFIED
             self._move_to(Stage.CLOSED)
@@ -233,8 +247,10 @@ class CaseWorkflow:
                 lambda: self._stage != Stage.APPEAL_FILING, timeout=max(window.at - workflow.now(), _MIN_TIMER)
             )
         except TimeoutError:
-            self._move_to(Stage.RECTIFICATION)
-            await self._enter_rectification("appeal_window_expired")
+            async with self._step_lock:
+                if self._stage == Stage.APPEAL_FILING:  # an appeal filed at the last moment wins
+                    self._move_to(Stage.RECTIFICATION)
+                    await self._enter_rectification("appeal_window_expired")
 
     async def _enter_rectification(
         self, action: str, actor: Actor | None = None, data: dict[str, Any] | None = None
@@ -332,10 +348,10 @@ class CaseWorkflow:
     @workflow.update
     async def accept(self, inp: AcceptInput) -> CaseSnapshot:
         """签收: the unit takes the case and starts verification."""
-        await self._opened_before_acting()
-        self._move_to(Stage.VERIFICATION)
-        await self._record("accepted", actor=inp.actor, data={"note": inp.note})
-        return self._snapshot()
+        async with self._step(self._validate_accept, inp):
+            self._move_to(Stage.VERIFICATION)
+            await self._record("accepted", actor=inp.actor, data={"note": inp.note})
+            return self._snapshot()
 
     @accept.validator
     def _validate_accept(self, inp: AcceptInput) -> None:
@@ -344,11 +360,11 @@ class CaseWorkflow:
     @workflow.update
     async def log_callback(self, inp: CallbackInput) -> CaseSnapshot:
         """回访: one call to the rater, reached or not. The first one meets the callback deadline."""
-        await self._opened_before_acting()
-        self._callback_done = True
-        self._stop_clock(DeadlineName.CALLBACK)
-        await self._record("callback", actor=inp.actor, data={"reached": inp.reached, "note": inp.note})
-        return self._snapshot()
+        async with self._step(self._validate_log_callback, inp):
+            self._callback_done = True
+            self._stop_clock(DeadlineName.CALLBACK)
+            await self._record("callback", actor=inp.actor, data={"reached": inp.reached, "note": inp.note})
+            return self._snapshot()
 
     @log_callback.validator
     def _validate_log_callback(self, inp: CallbackInput) -> None:
@@ -359,21 +375,21 @@ class CaseWorkflow:
     @workflow.update
     async def verify(self, inp: VerificationInput) -> CaseSnapshot:
         """核实结论: valid → rectification; no legal basis → explanation; disputed → appeal."""
-        await self._opened_before_acting()
-        self._verdict = inp.verdict
-        self._stop_clocks_of(Stage.VERIFICATION)
-        data = {"verdict": inp.verdict.value, "findings": inp.findings}
-        if inp.verdict == Verdict.VALID:
-            self._move_to(Stage.RECTIFICATION)
-            await self._enter_rectification("verified", actor=inp.actor, data=data)
-        elif inp.verdict == Verdict.NO_LEGAL_BASIS:
-            self._move_to(Stage.EXPLANATION)
-            await self._start_clock(DeadlineName.EXPLANATION, workflow.now())
-            await self._record("verified", actor=inp.actor, data=data)
-        else:
-            self._move_to(Stage.APPEAL_FILING)
-            await self._record("verified", actor=inp.actor, data=data)
-        return self._snapshot()
+        async with self._step(self._validate_verify, inp):
+            self._verdict = inp.verdict
+            self._stop_clocks_of(Stage.VERIFICATION)
+            data = {"verdict": inp.verdict.value, "findings": inp.findings}
+            if inp.verdict == Verdict.VALID:
+                self._move_to(Stage.RECTIFICATION)
+                await self._enter_rectification("verified", actor=inp.actor, data=data)
+            elif inp.verdict == Verdict.NO_LEGAL_BASIS:
+                self._move_to(Stage.EXPLANATION)
+                await self._start_clock(DeadlineName.EXPLANATION, workflow.now())
+                await self._record("verified", actor=inp.actor, data=data)
+            else:
+                self._move_to(Stage.APPEAL_FILING)
+                await self._record("verified", actor=inp.actor, data=data)
+            return self._snapshot()
 
     @verify.validator
     def _validate_verify(self, inp: VerificationInput) -> None:
@@ -384,12 +400,12 @@ class CaseWorkflow:
     @workflow.update
     async def ledger(self, inp: LedgerInput) -> CaseSnapshot:
         """列入台账: replace the immediate-rectification deadline with the unit's own due date."""
-        await self._opened_before_acting()
-        self._on_ledger = True
-        self._stop_clock(DeadlineName.RECTIFICATION_IMMEDIATE, "replaced")
-        await self._start_clock(DeadlineName.RECTIFICATION_LEDGER_MAX, workflow.now(), due_at=inp.due_at)
-        await self._record("ledgered", actor=inp.actor, data={"due_at": inp.due_at.isoformat(), "plan": inp.plan})
-        return self._snapshot()
+        async with self._step(self._validate_ledger, inp):
+            self._on_ledger = True
+            self._stop_clock(DeadlineName.RECTIFICATION_IMMEDIATE, "replaced")
+            await self._start_clock(DeadlineName.RECTIFICATION_LEDGER_MAX, workflow.now(), due_at=inp.due_at)
+            await self._record("ledgered", actor=inp.actor, data={"due_at": inp.due_at.isoformat(), "plan": inp.plan})
+            return self._snapshot()
 
     @ledger.validator
     def _validate_ledger(self, inp: LedgerInput) -> None:
@@ -410,13 +426,13 @@ class CaseWorkflow:
     @workflow.update
     async def rectify(self, inp: RectificationInput) -> CaseSnapshot:
         """整改完成: what was done."""
-        await self._opened_before_acting()
-        self._stop_clocks_of(Stage.RECTIFICATION)
-        self._move_to(Stage.FEEDBACK)
-        await self._start_clock(DeadlineName.FEEDBACK, workflow.now())
-        mode = "ledger" if self._on_ledger else "immediate"
-        await self._record("rectified", actor=inp.actor, data={"mode": mode, "measures": inp.measures})
-        return self._snapshot()
+        async with self._step(self._validate_rectify, inp):
+            self._stop_clocks_of(Stage.RECTIFICATION)
+            self._move_to(Stage.FEEDBACK)
+            await self._start_clock(DeadlineName.FEEDBACK, workflow.now())
+            mode = "ledger" if self._on_ledger else "immediate"
+            await self._record("rectified", actor=inp.actor, data={"mode": mode, "measures": inp.measures})
+            return self._snapshot()
 
     @rectify.validator
     def _validate_rectify(self, inp: RectificationInput) -> None:
@@ -425,12 +441,12 @@ class CaseWorkflow:
     @workflow.update
     async def explain(self, inp: ExplanationInput) -> CaseSnapshot:
         """解释说明: why the complaint has no legal basis."""
-        await self._opened_before_acting()
-        self._stop_clocks_of(Stage.EXPLANATION)
-        self._move_to(Stage.FEEDBACK)
-        await self._start_clock(DeadlineName.FEEDBACK, workflow.now())
-        await self._record("explained", actor=inp.actor, data={"explanation": inp.explanation})
-        return self._snapshot()
+        async with self._step(self._validate_explain, inp):
+            self._stop_clocks_of(Stage.EXPLANATION)
+            self._move_to(Stage.FEEDBACK)
+            await self._start_clock(DeadlineName.FEEDBACK, workflow.now())
+            await self._record("explained", actor=inp.actor, data={"explanation": inp.explanation})
+            return self._snapshot()
 
     @explain.validator
     def _validate_explain(self, inp: ExplanationInput) -> None:
@@ -439,12 +455,12 @@ class CaseWorkflow:
     @workflow.update
     async def file_appeal(self, inp: AppealInput) -> CaseSnapshot:
         """申诉: the unit contests a mistaken or malicious review, with evidence."""
-        await self._opened_before_acting()
-        self._move_to(Stage.APPEAL_REVIEW)
-        await self._start_clock(DeadlineName.APPEAL_DECISION, workflow.now())
-        await self._record("appeal_filed", actor=inp.actor, data={"reason": inp.reason, "evidence": inp.evidence})
-        await self._notify("appeal_filed", "reviewers", key=f"appeal.r{self._round}")
-        return self._snapshot()
+        async with self._step(self._validate_file_appeal, inp):
+            self._move_to(Stage.APPEAL_REVIEW)
+            await self._start_clock(DeadlineName.APPEAL_DECISION, workflow.now())
+            await self._record("appeal_filed", actor=inp.actor, data={"reason": inp.reason, "evidence": inp.evidence})
+            await self._notify("appeal_filed", "reviewers", key=f"appeal.r{self._round}")
+            return self._snapshot()
 
     @file_appeal.validator
     def _validate_file_appeal(self, inp: AppealInput) -> None:
@@ -453,12 +469,10 @@ class CaseWorkflow:
     @workflow.update
     async def give_feedback(self, inp: FeedbackInput) -> CaseSnapshot:
         """反馈: the result as the rater will read it. The workflow then sends it."""
-        await self._opened_before_acting()
-        if self._feedback_message is not None:
-            raise _reject("反馈已提交，正在发送")
-        self._feedback_message = inp.message
-        await self._record("feedback_written", actor=inp.actor, data={"message": inp.message})
-        return self._snapshot()
+        async with self._step(self._validate_give_feedback, inp):
+            self._feedback_message = inp.message
+            await self._record("feedback_written", actor=inp.actor, data={"message": inp.message})
+            return self._snapshot()
 
     @give_feedback.validator
     def _validate_give_feedback(self, inp: FeedbackInput) -> None:
@@ -469,15 +483,15 @@ class CaseWorkflow:
     @workflow.update
     async def request_extension(self, inp: ExtensionRequestInput) -> CaseSnapshot:
         """延期申请: ask the supervisor for a later due date."""
-        await self._opened_before_acting()
-        self._pending_extension = inp
-        await self._record(
-            "extension_requested",
-            actor=inp.actor,
-            data={"deadline": inp.deadline.value, "new_due_at": inp.new_due_at.isoformat(), "reason": inp.reason},
-        )
-        await self._notify("extension_requested", "supervisor", key=f"extension.{self._seq}", message=inp.reason)
-        return self._snapshot()
+        async with self._step(self._validate_request_extension, inp):
+            self._pending_extension = inp
+            await self._record(
+                "extension_requested",
+                actor=inp.actor,
+                data={"deadline": inp.deadline.value, "new_due_at": inp.new_due_at.isoformat(), "reason": inp.reason},
+            )
+            await self._notify("extension_requested", "supervisor", key=f"extension.{self._seq}", message=inp.reason)
+            return self._snapshot()
 
     @request_extension.validator
     def _validate_request_extension(self, inp: ExtensionRequestInput) -> None:
@@ -491,20 +505,24 @@ class CaseWorkflow:
     @workflow.update
     async def decide_extension(self, inp: ExtensionDecisionInput) -> CaseSnapshot:
         """延期审批: approve (the deadline moves, timers re-arm) or refuse."""
-        await self._opened_before_acting()
-        request = self._pending_extension
-        assert request is not None
-        self._pending_extension = None
-        approved = inp.approve and request.deadline in self._clocks
-        if approved:
-            self._clocks[request.deadline].rearm(request.new_due_at, workflow.now())
-            self._clock_version += 1
-        await self._record(
-            "extension_approved" if approved else "extension_refused",
-            actor=inp.actor,
-            data={"deadline": request.deadline.value, "new_due_at": request.new_due_at.isoformat(), "note": inp.note},
-        )
-        return self._snapshot()
+        async with self._step(self._validate_decide_extension, inp):
+            request = self._pending_extension
+            assert request is not None
+            self._pending_extension = None
+            approved = inp.approve and request.deadline in self._clocks
+            if approved:
+                self._clocks[request.deadline].rearm(request.new_due_at, workflow.now())
+                self._clock_version += 1
+            await self._record(
+                "extension_approved" if approved else "extension_refused",
+                actor=inp.actor,
+                data={
+                    "deadline": request.deadline.value,
+                    "new_due_at": request.new_due_at.isoformat(),
+                    "note": inp.note,
+                },
+            )
+            return self._snapshot()
 
     @decide_extension.validator
     def _validate_decide_extension(self, inp: ExtensionDecisionInput) -> None:
@@ -515,15 +533,15 @@ class CaseWorkflow:
     @workflow.update
     async def extend_deadline(self, inp: ExtendInput) -> CaseSnapshot:
         """督办延期: a supervisor moves a running deadline."""
-        await self._opened_before_acting()
-        self._clocks[inp.deadline].rearm(inp.new_due_at, workflow.now())
-        self._clock_version += 1
-        await self._record(
-            "deadline_extended",
-            actor=inp.actor,
-            data={"deadline": inp.deadline.value, "new_due_at": inp.new_due_at.isoformat(), "reason": inp.reason},
-        )
-        return self._snapshot()
+        async with self._step(self._validate_extend_deadline, inp):
+            self._clocks[inp.deadline].rearm(inp.new_due_at, workflow.now())
+            self._clock_version += 1
+            await self._record(
+                "deadline_extended",
+                actor=inp.actor,
+                data={"deadline": inp.deadline.value, "new_due_at": inp.new_due_at.isoformat(), "reason": inp.reason},
+            )
+            return self._snapshot()
 
     @extend_deadline.validator
     def _validate_extend_deadline(self, inp: ExtendInput) -> None:
@@ -533,10 +551,10 @@ class CaseWorkflow:
     @workflow.update
     async def remind(self, inp: RemindInput) -> CaseSnapshot:
         """督办提醒: mail the unit now."""
-        await self._opened_before_acting()
-        await self._record("supervisor_reminded", actor=inp.actor, data={"message": inp.message})
-        await self._notify("supervisor_reminder", "unit_staff", key=f"remind.{self._seq}", message=inp.message)
-        return self._snapshot()
+        async with self._step(self._validate_remind, inp):
+            await self._record("supervisor_reminded", actor=inp.actor, data={"message": inp.message})
+            await self._notify("supervisor_reminder", "unit_staff", key=f"remind.{self._seq}", message=inp.message)
+            return self._snapshot()
 
     @remind.validator
     def _validate_remind(self, inp: RemindInput) -> None:
@@ -546,10 +564,10 @@ class CaseWorkflow:
     @workflow.update
     async def instruct(self, inp: InstructionInput) -> CaseSnapshot:
         """批示: a supervisor's instruction, recorded and mailed to the unit."""
-        await self._opened_before_acting()
-        await self._record("instructed", actor=inp.actor, data={"instruction": inp.instruction})
-        await self._notify("instruction", "unit_staff", key=f"instruct.{self._seq}", message=inp.instruction)
-        return self._snapshot()
+        async with self._step(self._validate_instruct, inp):
+            await self._record("instructed", actor=inp.actor, data={"instruction": inp.instruction})
+            await self._notify("instruction", "unit_staff", key=f"instruct.{self._seq}", message=inp.instruction)
+            return self._snapshot()
 
     @instruct.validator
     def _validate_instruct(self, inp: InstructionInput) -> None:
@@ -559,20 +577,20 @@ class CaseWorkflow:
     @workflow.update
     async def reassign(self, inp: ReassignInput) -> CaseSnapshot:
         """改派: the case moves to another unit and the round starts again there, with fresh deadlines."""
-        await self._opened_before_acting()
-        from_unit = self._unit_id
-        for name in list(self._clocks):
-            self._stop_clock(name, "cancelled")
-        self._unit_id = inp.to_unit_id
-        self._reset_round_state()
-        self._move_to(Stage.ASSIGNED)
-        await self._start_round(
-            "reassigned",
-            actor=inp.actor,
-            data={"from_unit": from_unit, "to_unit": inp.to_unit_id, "reason": inp.reason},
-        )
-        await self._notify("reassigned", "unit_staff", key=f"reassigned.{self._seq}", message=inp.reason)
-        return self._snapshot()
+        async with self._step(self._validate_reassign, inp):
+            from_unit = self._unit_id
+            for name in list(self._clocks):
+                self._stop_clock(name, "cancelled")
+            self._unit_id = inp.to_unit_id
+            self._reset_round_state()
+            self._move_to(Stage.ASSIGNED)
+            await self._start_round(
+                "reassigned",
+                actor=inp.actor,
+                data={"from_unit": from_unit, "to_unit": inp.to_unit_id, "reason": inp.reason},
+            )
+            await self._notify("reassigned", "unit_staff", key=f"reassigned.{self._seq}", message=inp.reason)
+            return self._snapshot()
 
     @reassign.validator
     def _validate_reassign(self, inp: ReassignInput) -> None:
@@ -587,20 +605,20 @@ class CaseWorkflow:
     @workflow.update
     async def decide_appeal(self, inp: AppealDecisionInput) -> CaseSnapshot:
         """复核决定: upheld → not adopted (out of statistics); rejected → back to rectification."""
-        await self._opened_before_acting()
-        self._stop_clocks_of(Stage.APPEAL_REVIEW)
-        data = {"upheld": inp.upheld, "reason": inp.reason}
-        if inp.upheld:
-            self._outcome = Outcome.NOT_ADOPTED
-            self._move_to(Stage.NOT_ADOPTED)
-            await self._record("appeal_upheld", actor=inp.actor, data=data, rating_adopted=False)
-            await self._notify(
-                "not_adopted", "management_office", key=f"not_adopted.r{self._round}", message=inp.reason
-            )
-        else:
-            self._move_to(Stage.RECTIFICATION)
-            await self._enter_rectification("appeal_rejected", actor=inp.actor, data=data)
-        return self._snapshot()
+        async with self._step(self._validate_decide_appeal, inp):
+            self._stop_clocks_of(Stage.APPEAL_REVIEW)
+            data = {"upheld": inp.upheld, "reason": inp.reason}
+            if inp.upheld:
+                self._outcome = Outcome.NOT_ADOPTED
+                self._move_to(Stage.NOT_ADOPTED)
+                await self._record("appeal_upheld", actor=inp.actor, data=data, rating_adopted=False)
+                await self._notify(
+                    "not_adopted", "management_office", key=f"not_adopted.r{self._round}", message=inp.reason
+                )
+            else:
+                self._move_to(Stage.RECTIFICATION)
+                await self._enter_rectification("appeal_rejected", actor=inp.actor, data=data)
+            return self._snapshot()
 
     @decide_appeal.validator
     def _validate_decide_appeal(self, inp: AppealDecisionInput) -> None:
@@ -610,9 +628,10 @@ class CaseWorkflow:
     @workflow.update
     async def rater_respond(self, inp: RaterResponseInput) -> CaseSnapshot:
         """The rater's answer through their one-time link: satisfied or not."""
-        self._rater_answer = inp.satisfied
-        await self._record("rater_responded", actor=inp.actor, data={"satisfied": inp.satisfied})
-        return self._snapshot()
+        async with self._step(self._validate_rater_respond, inp):
+            self._rater_answer = inp.satisfied
+            await self._record("rater_responded", actor=inp.actor, data={"satisfied": inp.satisfied})
+            return self._snapshot()
 
     @rater_respond.validator
     def _validate_rater_respond(self, inp: RaterResponseInput) -> None:
@@ -645,9 +664,14 @@ class CaseWorkflow:
 
     # ---- helpers ---------------------------------------------------------------------------
 
-    async def _opened_before_acting(self) -> None:
+    @asynccontextmanager
+    async def _step(self, validate: Callable[[Any], None], inp: Any) -> AsyncIterator[None]:
+        """Run a human step alone, re-checking its validator: the case may have moved while it waited its turn."""
         # An update can arrive before `run` has written the "opened" event; act only after it.
         await workflow.wait_condition(lambda: self._opened)
+        async with self._step_lock:
+            validate(inp)
+            yield
 
     def _require_role(self, actor: Actor, role: Role) -> None:
         if actor.role != role:
