@@ -12,7 +12,10 @@ import shutil
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -37,6 +40,9 @@ from runtime.mail_sink import MailSink, start_mail_sink
 from runtime.seed import DemoCredentials, seed_demo
 from runtime.temporal import TemporalConnection, ensure_search_attributes
 from worker import build_worker
+
+if TYPE_CHECKING:
+    from tests.case_driver import CaseDriver
 
 POSTGRES_URL = os.environ.get("HCP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", "postgresql"]
@@ -246,3 +252,39 @@ async def case_row(db: Database, case_id: int) -> Case:
         case = await session.get(Case, case_id)
         assert case is not None
         return case
+
+
+@dataclass
+class World:
+    """A running worker on the time-skipping server, with the demo data and an offline API for intake."""
+
+    env: WorkflowEnvironment
+    api: httpx.AsyncClient
+    demo: DemoCredentials
+    db: Database
+    settings: Settings
+    mailbox: MailSink
+
+    async def open(self, policy: str | None = None, **rating: object) -> CaseDriver:
+        """Open a case through intake and the outbox relay, optionally under another policy profile."""
+        from tests.case_driver import CaseDriver, use_policy
+
+        if policy:
+            await use_policy(self.db, policy)
+        return await CaseDriver.open(self.env, self.api, self.demo, self.db, self.settings, **rating)
+
+    async def sleep(self, duration: timedelta) -> None:
+        await self.env.sleep(duration)
+
+
+@pytest_asyncio.fixture
+async def world(
+    time_skipping: WorkflowEnvironment,
+    offline_api: httpx.AsyncClient,
+    demo: DemoCredentials,
+    db: Database,
+    settings: Settings,
+    mailbox: MailSink,
+) -> AsyncIterator[World]:
+    async with running_worker(time_skipping.client, settings, db):
+        yield World(time_skipping, offline_api, demo, db, settings, mailbox)

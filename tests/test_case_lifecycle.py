@@ -5,17 +5,11 @@ SQLite only: the workflow is the subject here; the API tests cover both database
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import timedelta
 
-import httpx
 import pytest
-import pytest_asyncio
 from sqlmodel import select
-from temporalio.testing import WorkflowEnvironment
 
-from config import Settings
 from models.case_actions import (
     AcceptInput,
     AppealDecisionInput,
@@ -35,48 +29,15 @@ from models.case_actions import (
     VerificationInput,
 )
 from models.case_types import RATER_ACTOR, ErrorType, Outcome, Stage, Verdict
-from models.db import Database
 from models.policy import DeadlineName
 from models.ratings import Rating
 from models.search_attributes import CASE_ESCALATION_RUNG, CASE_OVERDUE, CASE_STAGE
-from runtime.mail_sink import MailSink, message_text
-from runtime.seed import DemoCredentials
-from tests.case_driver import REVIEWER, RSJ_STAFF, SCJ_STAFF, SUPERVISOR, CaseDriver, use_policy
-from tests.conftest import case_row, eventually, running_worker
+from runtime.mail_sink import message_text
+from tests.case_driver import REVIEWER, RSJ_STAFF, SCJ_STAFF, SUPERVISOR, CaseDriver
+from tests.conftest import World, case_row, eventually
 from workflows.case import CaseWorkflow
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-
-
-@dataclass
-class World:
-    env: WorkflowEnvironment
-    api: httpx.AsyncClient
-    demo: DemoCredentials
-    db: Database
-    settings: Settings
-    mailbox: MailSink
-
-    async def open(self, policy: str | None = None, **rating: object) -> CaseDriver:
-        if policy:
-            await use_policy(self.db, policy)
-        return await CaseDriver.open(self.env, self.api, self.demo, self.db, self.settings, **rating)
-
-    async def sleep(self, duration: timedelta) -> None:
-        await self.env.sleep(duration)
-
-
-@pytest_asyncio.fixture
-async def world(
-    time_skipping: WorkflowEnvironment,
-    offline_api: httpx.AsyncClient,
-    demo: DemoCredentials,
-    db: Database,
-    settings: Settings,
-    mailbox: MailSink,
-) -> AsyncIterator[World]:
-    async with running_worker(time_skipping.client, settings, db):
-        yield World(time_skipping, offline_api, demo, db, settings, mailbox)
 
 
 async def through_verification(case: CaseDriver, verdict: Verdict = Verdict.VALID) -> None:
