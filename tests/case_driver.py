@@ -12,7 +12,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from config import Settings
-from models.case_types import Actor, CaseSnapshot
+from models.case_types import Actor, CaseSnapshot, Stage
 from models.cases import CaseEvent
 from models.db import Database
 from models.organisation import Region
@@ -86,3 +86,9 @@ class CaseDriver:
     async def notices(self) -> list[dict[str, Any]]:
         """The data of every "notified" event: kind, audience, recipients."""
         return [e.data for e in await self.events() if e.action == "notified"]
+
+    async def stage_is(self, stage: Stage) -> bool:
+        return (await self.state()).stage == stage
+
+    async def round_is(self, round_: int) -> bool:
+        return (await self.state()).round == round_

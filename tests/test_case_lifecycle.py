@@ -50,11 +50,7 @@ async def to_rater_response(case: CaseDriver) -> None:
     await through_verification(case)
     await case.do(CaseWorkflow.rectify, RectificationInput(actor=SCJ_STAFF, measures="增开窗口"))
     await case.do(CaseWorkflow.give_feedback, FeedbackInput(actor=SCJ_STAFF, message="已增开窗口"))
-    await eventually(lambda: _stage_is(case, Stage.RATER_RESPONSE))
-
-
-async def _stage_is(case: CaseDriver, stage: Stage) -> bool:
-    return (await case.state()).stage == stage
+    await eventually(lambda: case.stage_is(Stage.RATER_RESPONSE))
 
 
 # ---- deadlines, reminders, escalation ------------------------------------------------------------
@@ -252,21 +248,17 @@ async def test_silence_is_not_satisfied_in_pingdingshan_and_reopens(world: World
     case = await world.open(policy="pingdingshan")
     await to_rater_response(case)
     await world.sleep(timedelta(days=20))
-    await eventually(lambda: _round_is(case, 2))
+    await eventually(lambda: case.round_is(2))
     state = await case.state()
     assert state.stage == Stage.ASSIGNED and state.round == 2 and not state.callback_done
     assert "reopened" in await case.actions()
-
-
-async def _round_is(case: CaseDriver, round_: int) -> bool:
-    return (await case.state()).round == round_
 
 
 async def test_not_satisfied_reopens_up_to_the_maximum_then_escalates(world: World) -> None:
     case = await world.open(policy="demo")  # demo: one reopen round at most
     await to_rater_response(case)
     await case.do(CaseWorkflow.rater_respond, RaterResponseInput(actor=RATER_ACTOR, satisfied=False))
-    await eventually(lambda: _round_is(case, 2))
+    await eventually(lambda: case.round_is(2))
     await to_rater_response(case)
     await case.do(CaseWorkflow.rater_respond, RaterResponseInput(actor=RATER_ACTOR, satisfied=False))
     result = await case.handle.result()
@@ -319,7 +311,7 @@ async def test_unused_appeal_window_falls_back_to_rectification(world: World) ->
     case = await world.open()
     await through_verification(case, Verdict.DISPUTED)
     await world.sleep(timedelta(days=12))
-    await eventually(lambda: _stage_is(case, Stage.RECTIFICATION))
+    await eventually(lambda: case.stage_is(Stage.RECTIFICATION))
     assert "appeal_window_expired" in await case.actions()
 
 
@@ -341,7 +333,7 @@ async def test_no_legal_basis_explanation_path(world: World) -> None:
     )
     await case.do(CaseWorkflow.explain, ExplanationInput(actor=SCJ_STAFF, explanation="依法须本人到场"))
     await case.do(CaseWorkflow.give_feedback, FeedbackInput(actor=SCJ_STAFF, message="已说明政策依据"))
-    await eventually(lambda: _stage_is(case, Stage.RATER_RESPONSE))
+    await eventually(lambda: case.stage_is(Stage.RATER_RESPONSE))
     await case.do(CaseWorkflow.rater_respond, RaterResponseInput(actor=RATER_ACTOR, satisfied=True))
     assert (await case.handle.result()).verdict == Verdict.NO_LEGAL_BASIS
 

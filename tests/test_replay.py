@@ -1,0 +1,144 @@
+"""Replaying recorded histories of the main case paths against the current workflow code.
+
+A change to CaseWorkflow that would break running cases (a new activity or timer on an existing
+path, a reordered step) makes these replays fail with a nondeterminism error. See
+docs/changing-the-workflow.md for how to make such a change safely with workflow.patched().
+
+Re-record (only when a change is deliberately incompatible AND no case runs the old code):
+    HCP_RECORD_HISTORIES=1 .venv/bin/python -m pytest tests/test_replay.py -k record
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from models.case_actions import (
+    AcceptInput,
+    AppealDecisionInput,
+    AppealInput,
+    CallbackInput,
+    ExtensionDecisionInput,
+    ExtensionRequestInput,
+    FeedbackInput,
+    LedgerInput,
+    RaterResponseInput,
+    ReassignInput,
+    RectificationInput,
+    VerificationInput,
+)
+from models.case_types import RATER_ACTOR, Stage, Verdict
+from models.policy import DeadlineName
+from tests.case_driver import REVIEWER, RSJ_STAFF, SCJ_STAFF, SUPERVISOR, CaseDriver
+from tests.conftest import World, eventually
+from tests.test_case_lifecycle import through_verification, to_rater_response
+from workflows.case import CaseWorkflow
+
+HISTORIES = Path(__file__).parent / "histories"
+RECORDING = os.environ.get("HCP_RECORD_HISTORIES") == "1"
+
+
+async def _satisfied(world: World) -> CaseDriver:
+    case = await world.open()
+    await to_rater_response(case)
+    await case.do(CaseWorkflow.rater_respond, RaterResponseInput(actor=RATER_ACTOR, satisfied=True))
+    return case
+
+
+async def _overdue_escalated(world: World) -> CaseDriver:
+    case = await world.open()
+    await case.do(CaseWorkflow.accept, AcceptInput(actor=SCJ_STAFF))
+    await world.sleep(timedelta(days=14))
+    await _to_rater_response_after_accept(case)
+    await case.do(CaseWorkflow.rater_respond, RaterResponseInput(actor=RATER_ACTOR, satisfied=True))
+    return case
+
+
+async def _to_rater_response_after_accept(case: CaseDriver) -> None:
+    await case.do(CaseWorkflow.log_callback, CallbackInput(actor=SCJ_STAFF, reached=True, note="迟到的回访"))
+    await case.do(CaseWorkflow.verify, VerificationInput(actor=SCJ_STAFF, verdict=Verdict.VALID, findings="属实"))
+    await case.do(CaseWorkflow.rectify, RectificationInput(actor=SCJ_STAFF, measures="整改"))
+    await case.do(CaseWorkflow.give_feedback, FeedbackInput(actor=SCJ_STAFF, message="已整改"))
+    await eventually(lambda: case.stage_is(Stage.RATER_RESPONSE))
+
+
+async def _appeal_upheld(world: World) -> CaseDriver:
+    case = await world.open()
+    await through_verification(case, Verdict.DISPUTED)
+    await case.do(CaseWorkflow.file_appeal, AppealInput(actor=SCJ_STAFF, reason="误评", evidence=["录像"]))
+    await case.do(CaseWorkflow.decide_appeal, AppealDecisionInput(actor=REVIEWER, upheld=True, reason="证据充分"))
+    return case
+
+
+async def _reopened_to_the_limit(world: World) -> CaseDriver:
+    case = await world.open(policy="demo")
+    await to_rater_response(case)
+    await case.do(CaseWorkflow.rater_respond, RaterResponseInput(actor=RATER_ACTOR, satisfied=False))
+
+    await eventually(lambda: case.round_is(2))
+    await to_rater_response(case)
+    await case.do(CaseWorkflow.rater_respond, RaterResponseInput(actor=RATER_ACTOR, satisfied=False))
+    return case
+
+
+async def _reassigned_ledger_extended(world: World) -> CaseDriver:
+    case = await world.open()
+    await case.do(CaseWorkflow.accept, AcceptInput(actor=SCJ_STAFF))
+    await case.do(CaseWorkflow.reassign, ReassignInput(actor=SUPERVISOR, to_unit_id=3, reason="属人社局职责"))
+    await case.do(CaseWorkflow.accept, AcceptInput(actor=RSJ_STAFF))
+    await case.do(CaseWorkflow.log_callback, CallbackInput(actor=RSJ_STAFF, reached=True, note="已回访"))
+    state = await case.do(
+        CaseWorkflow.verify, VerificationInput(actor=RSJ_STAFF, verdict=Verdict.VALID, findings="属实")
+    )
+    assert state.ledger_latest_due is not None
+    due = state.ledger_latest_due - timedelta(days=3)
+    await case.do(CaseWorkflow.ledger, LedgerInput(actor=RSJ_STAFF, due_at=due, plan="系统改造"))
+    await case.do(
+        CaseWorkflow.request_extension,
+        ExtensionRequestInput(
+            actor=RSJ_STAFF,
+            deadline=DeadlineName.RECTIFICATION_LEDGER_MAX,
+            new_due_at=due + timedelta(days=7),
+            reason="供应商延期",
+        ),
+    )
+    await case.do(CaseWorkflow.decide_extension, ExtensionDecisionInput(actor=SUPERVISOR, approve=True))
+    await case.do(CaseWorkflow.rectify, RectificationInput(actor=RSJ_STAFF, measures="系统改造完成"))
+    return case
+
+
+SCENARIOS: dict[str, Callable[[World], Awaitable[CaseDriver]]] = {
+    "satisfied": _satisfied,
+    "overdue_escalated": _overdue_escalated,
+    "appeal_upheld": _appeal_upheld,
+    "reopened_to_the_limit": _reopened_to_the_limit,
+    "reassigned_ledger_extended": _reassigned_ledger_extended,
+}
+
+
+@pytest.mark.skipif(not RECORDING, reason="set HCP_RECORD_HISTORIES=1 to re-record the histories")
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+async def test_record_history(world: World, scenario: str) -> None:
+    case = await SCENARIOS[scenario](world)
+    history = await case.handle.fetch_history()
+    HISTORIES.mkdir(exist_ok=True)
+    (HISTORIES / f"{scenario}.json").write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+
+
+async def test_recorded_histories_replay_on_the_current_code() -> None:
+    files = sorted(HISTORIES.glob("*.json"))
+    assert {f.stem for f in files} == set(SCENARIOS), "a scenario has no recorded history; record it"
+    replayer = Replayer(workflows=[CaseWorkflow], data_converter=pydantic_data_converter)
+    for path in files:
+        history = WorkflowHistory.from_json(f"replay-{path.stem}", path.read_text())
+        result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+        assert result.replay_failure is None, f"{path.name} no longer replays: {result.replay_failure}"
