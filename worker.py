@@ -22,7 +22,7 @@ from config import Settings, get_settings
 from models.db import Database
 from runtime.relay import OutboxRelay
 from runtime.stopping import sleep_unless_stopped
-from runtime.temporal import connect
+from runtime.temporal import connect, ensure_search_attributes
 from workflows.case import CaseWorkflow
 
 log = logging.getLogger("hcp.worker")
@@ -59,6 +59,12 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     client = await connect_with_retry(settings, stop)
     if client is None:
         return
+    try:
+        added = await ensure_search_attributes(client)
+        if added:
+            log.info("registered search attributes %s", ", ".join(added))
+    except Exception as exc:  # noqa: BLE001 - no operator rights (e.g. Temporal Cloud): cases still run
+        log.warning("could not register search attributes (%s); create them as docs/operations.md says", exc)
     db = Database(settings.async_sqlalchemy_url)
     worker = build_worker(client, settings, build_activities(settings, db))
     relay = OutboxRelay(db, client, settings)

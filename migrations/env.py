@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from logging.config import fileConfig
+from pathlib import Path
 
 from alembic import context
 from sqlalchemy import create_engine
@@ -33,6 +34,9 @@ def run_migrations() -> None:
             context.run_migrations()
         return
     url = config.get_main_option("sqlalchemy.url") or get_settings().sqlalchemy_url
+    if url.startswith("sqlite:///"):
+        # A fresh data directory: create it rather than fail with "unable to open database file".
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url)
     with engine.connect() as connection:
         _configure(connection)

@@ -58,6 +58,9 @@ class Database:
     """One engine and its session factory."""
 
     def __init__(self, async_url: str) -> None:
+        # Foreign keys resolve against the whole metadata, so every table must be imported before a flush.
+        import models.tables  # noqa: F401
+
         self.engine = make_engine(async_url)
         self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
 

@@ -50,3 +50,24 @@ def message_text(message: EmailMessage) -> str:
     part = message.get_body(preferencelist=("plain",))
     assert part is not None
     return part.get_content()
+
+
+def main() -> None:
+    """Print the mail the dev stack's sink saved: `python -m runtime.mail_sink [N]` shows the last N."""
+    import sys
+
+    from config import get_settings
+
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    files = sorted(get_settings().mail_dir.glob("*.eml"))
+    if not files:
+        print(f"no mail in {get_settings().mail_dir}")
+        return
+    for path in files[-count:]:
+        message = message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        print(f"── {path.name}\nTo: {message['To']}\nSubject: {message['Subject']}\n\n{message_text(message)}")
+
+
+if __name__ == "__main__":
+    main()
