@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     temporal_task_queue: str = "hcp-cases"
+    workflow_id_prefix: str = Field(
+        default="", max_length=40, description="Prefix of case workflow ids, for deployments sharing one namespace"
+    )
     temporal_ui_port: int = 8233
     temporal_cli_path: str = Field(default_factory=lambda: _venv_binary("temporal"))
     temporal_test_server_path: str = Field(default_factory=lambda: _venv_binary("temporal-test-server"))

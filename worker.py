@@ -30,14 +30,15 @@ log = logging.getLogger("hcp.worker")
 WORKFLOWS: list[type] = [CaseWorkflow]
 
 
-def build_worker(client: Client, settings: Settings, activities: list[Callable[..., Any]]) -> Worker:
-    """The worker with every workflow and activity registered explicitly."""
+def build_worker(client: Client, settings: Settings, activities: list[Callable[..., Any]], **options: Any) -> Worker:
+    """The worker with every workflow and activity registered explicitly (options: extra Worker arguments)."""
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
         workflows=WORKFLOWS,
         activities=activities,
         graceful_shutdown_timeout=timedelta(seconds=10),
+        **options,
     )
 
 

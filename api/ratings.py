@@ -102,17 +102,19 @@ async def submit_rating(
     assert rating.id is not None and record.id is not None
 
     workflow_input: CaseWorkflowInput | None = None
+    workflow_id = ""
     if rating.is_bad:
         case = Case(
             rating_id=rating.id,
             unit_id=record.unit_id,
-            workflow_id=workflow_id_for_rating(rating.id),
+            workflow_id=workflow_id_for_rating(rating.id, settings.workflow_id_prefix),
             policy_code=pinned.code,
             policy_version=pinned.version,
         )
         session.add(case)
         await session.flush()
         assert case.id is not None
+        workflow_id = case.workflow_id
         workflow_input = CaseWorkflowInput(
             case_id=case.id,
             rating_id=rating.id,
@@ -123,7 +125,11 @@ async def submit_rating(
             rater_has_phone=rating.rater_phone is not None,
             policy=pinned,
         )
-        outbox = OutboxEntry(kind=START_CASE, case_id=case.id, payload=workflow_input.model_dump(mode="json"))
+        outbox = OutboxEntry(
+            kind=START_CASE,
+            case_id=case.id,
+            payload={"workflow_id": case.workflow_id, "input": workflow_input.model_dump(mode="json")},
+        )
         session.add(outbox)
 
     accepted = RatingAccepted(
@@ -142,7 +148,7 @@ async def submit_rating(
         raise
 
     if workflow_input is not None:
-        await _start_case_now(session, temporal, settings, workflow_input, outbox.id)
+        await _start_case_now(session, temporal, settings, workflow_id, workflow_input, outbox.id)
     return JSONResponse(status_code=status.HTTP_201_CREATED, content=content)
 
 
@@ -150,6 +156,7 @@ async def _start_case_now(
     session: AsyncSession,
     temporal: TemporalConnection,
     settings: Settings,
+    workflow_id: str,
     workflow_input: CaseWorkflowInput,
     outbox_id: int | None,
 ) -> None:
@@ -157,7 +164,7 @@ async def _start_case_now(
     try:
         client = await asyncio.wait_for(temporal.client(), timeout=settings.temporal_start_timeout_seconds)
         await asyncio.wait_for(
-            start_case_workflow(client, workflow_input, settings.temporal_task_queue),
+            start_case_workflow(client, workflow_id, workflow_input, settings.temporal_task_queue),
             timeout=settings.temporal_start_timeout_seconds,
         )
     except Exception as exc:  # noqa: BLE001 - Temporal down or slow: the relay takes over

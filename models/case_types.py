@@ -179,9 +179,12 @@ class ErrorType:
     INVALID_INPUT = "InvalidInput"  # → 422
 
 
-def workflow_id_for_rating(rating_id: int) -> str:
-    """The case workflow id. Derived from the rating so a retried start can never open a second case."""
-    return f"case-rating-{rating_id}"
+def workflow_id_for_rating(rating_id: int, prefix: str = "") -> str:
+    """The case workflow id. Derived from the rating so a retried start can never open a second case.
+
+    The prefix (settings.workflow_id_prefix) keeps deployments that share a Temporal namespace apart.
+    """
+    return f"{prefix}case-rating-{rating_id}"
 
 
 __all__ = ["DueDate"]

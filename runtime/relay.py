@@ -48,7 +48,8 @@ class OutboxRelay:
                 try:
                     await start_case_workflow(
                         self._client,
-                        CaseWorkflowInput.model_validate(entry.payload),
+                        entry.payload["workflow_id"],
+                        CaseWorkflowInput.model_validate(entry.payload["input"]),
                         self._settings.temporal_task_queue,
                     )
                 except Exception as exc:  # noqa: BLE001 - any failure leaves the row for the next pass

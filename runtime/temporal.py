@@ -13,7 +13,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from config import Settings
 from models import search_attributes
-from models.case_types import CaseSnapshot, CaseWorkflowInput, workflow_id_for_rating
+from models.case_types import CaseSnapshot, CaseWorkflowInput
 from workflows.case import CaseWorkflow
 
 log = logging.getLogger(__name__)
@@ -43,13 +43,13 @@ class TemporalConnection:
 
 
 async def start_case_workflow(
-    client: Client, inp: CaseWorkflowInput, task_queue: str
+    client: Client, workflow_id: str, inp: CaseWorkflowInput, task_queue: str
 ) -> WorkflowHandle[CaseWorkflow, CaseSnapshot]:
     """Start the case workflow of a bad rating; if it already runs, return that one ("use existing")."""
     return await client.start_workflow(
         CaseWorkflow.run,
         inp,
-        id=workflow_id_for_rating(inp.rating_id),
+        id=workflow_id,
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )

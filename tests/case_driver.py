@@ -12,7 +12,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from config import Settings
-from models.case_types import Actor, CaseSnapshot, Stage
+from models.case_types import Actor, CaseSnapshot, Stage, workflow_id_for_rating
 from models.cases import CaseEvent
 from models.db import Database
 from models.organisation import Region
@@ -59,7 +59,8 @@ class CaseDriver:
         assert response.status_code == 201, response.text
         body = response.json()
         assert await OutboxRelay(db, env.client, settings).drain_once() == 1
-        handle = env.client.get_workflow_handle_for(CaseWorkflow.run, f"case-rating-{body['rating_id']}")
+        workflow_id = workflow_id_for_rating(body["rating_id"], settings.workflow_id_prefix)
+        handle = env.client.get_workflow_handle_for(CaseWorkflow.run, workflow_id)
         return cls(env, db, handle, body["case_id"])
 
     async def do(self, update: Any, inp: BaseModel) -> CaseSnapshot:

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -111,6 +111,8 @@ def make_settings(database_url: str, data_dir: Path, smtp_port: int, **overrides
         smtp_port=smtp_port,
         secret_key="test-signing-key-" + "x" * 32,
         temporal_task_queue=f"test-{uuid.uuid4().hex[:8]}",
+        # Tests share one dev server and restart database ids: keep their workflow ids apart.
+        workflow_id_prefix=f"t{uuid.uuid4().hex[:8]}-",
         temporal_start_timeout_seconds=2.0,
         outbox_relay_interval_seconds=0.2,
         **overrides,  # type: ignore[arg-type]
@@ -177,9 +179,9 @@ async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
-def running_worker(client: Client, settings: Settings, db: Database) -> Worker:
+def running_worker(client: Client, settings: Settings, db: Database, **options: Any) -> Worker:
     """The production worker wiring (same registrations as worker.py) on a test database."""
-    return build_worker(client, settings, build_activities(settings, db))
+    return build_worker(client, settings, build_activities(settings, db), **options)
 
 
 def api_client(settings: Settings, db: Database, temporal: TemporalConnection) -> httpx.AsyncClient:

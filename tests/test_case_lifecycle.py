@@ -5,11 +5,15 @@ SQLite only: the workflow is the subject here; the API tests cover both database
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
+import httpx
 import pytest
 from sqlmodel import select
+from temporalio.testing import WorkflowEnvironment
 
+from config import Settings
 from models.case_actions import (
     AcceptInput,
     AppealDecisionInput,
@@ -29,12 +33,14 @@ from models.case_actions import (
     VerificationInput,
 )
 from models.case_types import RATER_ACTOR, ErrorType, Outcome, Stage, Verdict
+from models.db import Database
 from models.policy import DeadlineName
 from models.ratings import Rating
 from models.search_attributes import CASE_ESCALATION_RUNG, CASE_OVERDUE, CASE_STAGE
-from runtime.mail_sink import message_text
+from runtime.mail_sink import MailSink, message_text
+from runtime.seed import DemoCredentials
 from tests.case_driver import REVIEWER, RSJ_STAFF, SCJ_STAFF, SUPERVISOR, CaseDriver
-from tests.conftest import World, case_row, eventually
+from tests.conftest import World, case_row, eventually, running_worker
 from workflows.case import CaseWorkflow
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -362,3 +368,75 @@ async def test_validators_reject_wrong_stage_and_wrong_unit(world: World) -> Non
     error = await case.rejected(CaseWorkflow.verify, verify)
     assert error.type == ErrorType.WRONG_STAGE and "回访" in error.message
     assert await case.actions() == ["opened", "accepted"]
+
+
+# ---- every stage deadline, and durability across worker restarts -----------------------------------
+
+
+async def _to_verification(case: CaseDriver) -> None:
+    await case.do(CaseWorkflow.accept, AcceptInput(actor=SCJ_STAFF))
+    await case.do(CaseWorkflow.log_callback, CallbackInput(actor=SCJ_STAFF, reached=True, note="已回访"))
+
+
+async def _to_rectification(case: CaseDriver) -> None:
+    await through_verification(case)
+
+
+async def _to_ledger(case: CaseDriver) -> None:
+    await through_verification(case)
+    state = await case.state()
+    assert state.ledger_latest_due is not None
+    await case.do(CaseWorkflow.ledger, LedgerInput(actor=SCJ_STAFF, due_at=state.ledger_latest_due, plan="台账"))
+
+
+async def _to_explanation(case: CaseDriver) -> None:
+    await through_verification(case, Verdict.NO_LEGAL_BASIS)
+
+
+async def _to_feedback(case: CaseDriver) -> None:
+    await through_verification(case)
+    await case.do(CaseWorkflow.rectify, RectificationInput(actor=SCJ_STAFF, measures="整改"))
+
+
+@pytest.mark.parametrize(
+    ("deadline", "drive"),
+    [
+        (DeadlineName.VERIFICATION, _to_verification),
+        (DeadlineName.RECTIFICATION_IMMEDIATE, _to_rectification),
+        (DeadlineName.RECTIFICATION_LEDGER_MAX, _to_ledger),
+        (DeadlineName.EXPLANATION, _to_explanation),
+        (DeadlineName.FEEDBACK, _to_feedback),
+    ],
+)
+async def test_each_stage_deadline_reminds_then_escalates_twice(
+    world: World, deadline: DeadlineName, drive: Callable[[CaseDriver], Awaitable[None]]
+) -> None:
+    case = await world.open()
+    await drive(case)
+    await world.sleep(timedelta(days=40))
+    events = await eventually(lambda: _escalated(case, deadline, 2))
+    mine = [(e.action, e.data["rung"]) for e in events if e.data.get("deadline") == deadline.value]
+    assert mine == [("overdue", 1), ("escalated", 2)]
+    state = await case.state()
+    assert state.overdue and state.escalation_rung == 2
+    assert state.deadline(deadline).state == "overdue"  # type: ignore[union-attr]
+
+
+async def test_timers_survive_a_worker_restart(
+    time_skipping: WorkflowEnvironment,
+    offline_api: httpx.AsyncClient,
+    demo: DemoCredentials,
+    db: Database,
+    settings: Settings,
+    mailbox: MailSink,
+) -> None:
+    # No workflow cache, so no sticky task queue pointing at this worker once it is gone.
+    async with running_worker(time_skipping.client, settings, db, max_cached_workflows=0):
+        case = await CaseDriver.open(time_skipping, offline_api, demo, db, settings)
+        await case.do(CaseWorkflow.accept, AcceptInput(actor=SCJ_STAFF))
+    # A new worker process knows nothing of the case: it rebuilds it from the history, timers included.
+    async with running_worker(time_skipping.client, settings, db):
+        await time_skipping.sleep(timedelta(days=14))
+        events = await eventually(lambda: _escalated(case, DeadlineName.CALLBACK, 2), timeout=30)
+    assert [e.data["rung"] for e in events if e.data.get("deadline") == "callback"] == [1, 2]
+    assert any("第2级" in str(m["Subject"]) for m in mailbox.to("supervisor@hcp.localhost"))

@@ -98,7 +98,7 @@ async def test_rating_to_closed_case_with_feedback_mail(
             return detail if detail["stage"] == "closed" else None
 
         detail = await eventually(closed)
-        handle = dev_server.client.get_workflow_handle(f"case-rating-{accepted.json()['rating_id']}")
+        handle = dev_server.client.get_workflow_handle(detail["workflow_id"])
         history = await handle.fetch_history()
 
         # Operators can filter cases in the Temporal UI by stage, unit, overdue and rung.

@@ -42,11 +42,12 @@ async def test_bad_rating_opens_case_with_outbox_row(
     async with db.session() as session:
         case = await session.get(Case, body["case_id"])
         assert case is not None and case.rating_id == body["rating_id"]
-        assert case.workflow_id == f"case-rating-{body['rating_id']}"
+        assert case.workflow_id.endswith(f"case-rating-{body['rating_id']}")
         outbox = (await session.exec(select(OutboxEntry))).one()
         # Temporal is unreachable here, so the row waits for the relay, and it carries no PII.
         assert outbox.dispatched_at is None
-        assert outbox.payload["case_id"] == case.id
+        assert outbox.payload["workflow_id"] == case.workflow_id
+        assert outbox.payload["input"]["case_id"] == case.id
         for value in RATER.values():
             assert value not in str(outbox.payload)
 

@@ -47,7 +47,8 @@ async def test_rating_accepted_while_temporal_down_becomes_case_after_start(
             outbox = await session.get(OutboxEntry, 1)
             assert outbox is not None and outbox.dispatched_at is not None
         assert [e.action for e in await case_events(db, case_id)] == ["opened"]
-        description = await env.client.get_workflow_handle(f"case-rating-{response.json()['rating_id']}").describe()
+        workflow_id = (await case_row(db, case_id)).workflow_id
+        description = await env.client.get_workflow_handle(workflow_id).describe()
         assert description.workflow_type == "CaseWorkflow"
     finally:
         stop.set()

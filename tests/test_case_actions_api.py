@@ -1,0 +1,118 @@
+"""Supervisor, reviewer and ledger actions through HTTP, on the dev server: scope checks and error mapping."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import httpx
+from temporalio.testing import WorkflowEnvironment
+
+from config import Settings
+from models.db import Database
+from models.organisation import Unit
+from runtime.seed import DemoCredentials
+from runtime.temporal import TemporalConnection
+from tests.conftest import api_client, bad_rating, eventually, login, running_worker
+
+
+async def _verified(api: httpx.AsyncClient, demo: DemoCredentials, staff: dict[str, str], verdict: str) -> int:
+    response = await api.post("/api/v1/ratings", json=bad_rating(), headers={"X-API-Key": demo.api_key})
+    case_id = response.json()["case_id"]
+
+    async def started() -> bool:
+        return (await api.get(f"/api/v1/cases/{case_id}", headers=staff)).json()["workflow_started"]
+
+    await eventually(started)
+    for path, body in (
+        ("accept", {}),
+        ("callbacks", {"reached": True, "note": "已回访"}),
+        ("verification", {"verdict": verdict, "findings": "核实"}),
+    ):
+        assert (await api.post(f"/api/v1/cases/{case_id}/{path}", json=body, headers=staff)).status_code == 200
+    return case_id
+
+
+async def test_appeal_through_http(
+    dev_server: WorkflowEnvironment, settings: Settings, db: Database, demo: DemoCredentials
+) -> None:
+    temporal = TemporalConnection(settings, client=dev_server.client)
+    async with running_worker(dev_server.client, settings, db), api_client(settings, db, temporal) as api:
+        staff = await login(api, "scj_staff", demo.passwords["scj_staff"])
+        reviewer = await login(api, "reviewer", demo.passwords["reviewer"])
+        case_id = await _verified(api, demo, staff, "disputed")
+
+        missing = await api.post(
+            f"/api/v1/cases/{case_id}/appeal", json={"reason": "误评", "evidence": []}, headers=staff
+        )
+        assert missing.status_code == 422 and missing.json()["detail"]["errors"][0]["field"] == "evidence"
+        filed = await api.post(
+            f"/api/v1/cases/{case_id}/appeal", json={"reason": "误评", "evidence": ["窗口录像"]}, headers=staff
+        )
+        assert filed.status_code == 200 and filed.json()["stage"] == "appeal_review"
+
+        decision = {"upheld": True, "reason": "证据充分"}
+        by_staff = await api.post(f"/api/v1/cases/{case_id}/appeal-decision", json=decision, headers=staff)
+        assert by_staff.status_code == 403 and by_staff.json()["detail"]["code"] == "not_reviewer"
+        # The reviewer sees the appeal case and decides it.
+        assert (await api.get(f"/api/v1/cases/{case_id}", headers=reviewer)).status_code == 200
+        decided = await api.post(f"/api/v1/cases/{case_id}/appeal-decision", json=decision, headers=reviewer)
+        assert decided.status_code == 200 and decided.json()["stage"] == "not_adopted"
+        rating = (await api.get(f"/api/v1/ratings/{case_id}", headers={"X-API-Key": demo.api_key})).json()
+        assert rating["is_bad"] is True
+
+
+async def test_supervisor_and_ledger_through_http(
+    dev_server: WorkflowEnvironment, settings: Settings, db: Database, demo: DemoCredentials
+) -> None:
+    async with db.session() as session:
+        session.add(Unit(code="ELSEWHERE", name="另一市政务服务中心", region_id=1))
+        await session.commit()
+    temporal = TemporalConnection(settings, client=dev_server.client)
+    async with running_worker(dev_server.client, settings, db), api_client(settings, db, temporal) as api:
+        staff = await login(api, "scj_staff", demo.passwords["scj_staff"])
+        other_staff = await login(api, "rsj_staff", demo.passwords["rsj_staff"])
+        supervisor = await login(api, "supervisor", demo.passwords["supervisor"])
+        case_id = await _verified(api, demo, staff, "valid")
+
+        detail = (await api.get(f"/api/v1/cases/{case_id}", headers=staff)).json()
+        latest = datetime.fromisoformat(
+            next(e for e in detail["timeline"] if e["action"] == "verified")["data"]["ledger_latest_due"]
+        )
+        too_late = {"due_at": (latest + timedelta(days=2)).isoformat(), "plan": "大厅改造"}
+        refused = await api.post(f"/api/v1/cases/{case_id}/ledger", json=too_late, headers=staff)
+        assert refused.status_code == 422 and refused.json()["detail"]["code"] == "invalid_input"
+        assert "不得晚于" in refused.json()["detail"]["message"]
+        naive = await api.post(
+            f"/api/v1/cases/{case_id}/ledger", json={"due_at": "2026-12-01T10:00:00", "plan": "x"}, headers=staff
+        )
+        assert naive.status_code == 422
+
+        assert (
+            await api.post(f"/api/v1/cases/{case_id}/reminders", json={"message": "请加快"}, headers=staff)
+        ).status_code == 403
+        assert (
+            await api.post(f"/api/v1/cases/{case_id}/reminders", json={"message": "请加快"}, headers=supervisor)
+        ).status_code == 200
+
+        unknown = await api.post(
+            f"/api/v1/cases/{case_id}/reassignment", json={"to_unit_id": 999, "reason": "x"}, headers=supervisor
+        )
+        assert unknown.status_code == 422 and unknown.json()["detail"]["field"] == "to_unit_id"
+        outside = await api.post(
+            f"/api/v1/cases/{case_id}/reassignment", json={"to_unit_id": 4, "reason": "x"}, headers=supervisor
+        )
+        assert outside.status_code == 403
+        moved = await api.post(
+            f"/api/v1/cases/{case_id}/reassignment",
+            json={"to_unit_id": 3, "reason": "属人社局职责"},
+            headers=supervisor,
+        )
+        assert moved.status_code == 200 and moved.json()["unit_id"] == 3 and moved.json()["stage"] == "assigned"
+
+        async def moved_in_read_model() -> bool:
+            return (await api.get(f"/api/v1/cases/{case_id}", headers=other_staff)).status_code == 200
+
+        await eventually(moved_in_read_model)
+        assert (await api.get(f"/api/v1/cases/{case_id}", headers=staff)).status_code == 404
+        again = await api.post(f"/api/v1/cases/{case_id}/accept", json={}, headers=other_staff)
+        assert again.status_code == 200
