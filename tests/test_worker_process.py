@@ -25,10 +25,12 @@ async def test_worker_stops_gracefully_on_sigterm(dev_server: WorkflowEnvironmen
     assert proc.stderr is not None
     lines: list[str] = []
     while not any("worker polling" in line for line in lines):
-        line = await asyncio.wait_for(proc.stderr.readline(), timeout=30)
+        line = await asyncio.wait_for(proc.stderr.readline(), timeout=60)
         assert line, f"worker exited early: {''.join(lines)}"
         lines.append(line.decode())
     proc.send_signal(signal.SIGTERM)
-    rest = await asyncio.wait_for(proc.stderr.read(), timeout=30)
-    assert await proc.wait() == 0
-    assert "worker stopped" in rest.decode()
+    rest = (await asyncio.wait_for(proc.stderr.read(), timeout=60)).decode()
+    code = await proc.wait()
+    output = "".join(lines) + rest
+    assert code == 0, f"worker exited with {code}:\n{output}"
+    assert "worker stopped" in rest, output
