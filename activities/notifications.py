@@ -7,7 +7,6 @@ from the database: the workflow only says which audience.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from jinja2 import FileSystemLoader, StrictUndefined
@@ -21,6 +20,7 @@ from activities.mailer import Mailer, RenderedMail
 from activities.sms import SmsGateway
 from config import PROJECT_ROOT, Settings
 from models.case_activity_types import Audience, FeedbackNoticeInput, NoticeResult, NotifyInput
+from models.case_context import load_case_context
 from models.case_types import DEADLINE_LABELS_ZH, STAGE_LABELS_ZH, ActivityName
 from models.cases import Case
 from models.db import Database
@@ -29,19 +29,9 @@ from models.notifications import Notification
 from models.organisation import Unit
 from models.policy_store import policy_version
 from models.rater_links import FEEDBACK_RESPONSE, RaterLink, new_token
-from models.ratings import LEVEL_LABELS_ZH, Rating
+from models.ratings import LEVEL_LABELS_ZH
 from models.roles import Role
-from models.services import ServiceItem, ServiceRecord
 from models.users import User
-
-
-@dataclass(frozen=True)
-class _CaseContext:
-    case: Case
-    rating: Rating
-    record: ServiceRecord
-    item: ServiceItem
-    unit: Unit
 
 
 def _china_time(moment: datetime | None) -> str:
@@ -62,7 +52,7 @@ class NotificationActivities:
     async def notify(self, inp: NotifyInput) -> NoticeResult:
         """Mail one audience about a case, from templates/email/notice_<kind>.txt.j2."""
         async with self._db.session() as session:
-            ctx = await _load_context(session, inp.case_id)
+            ctx = await load_case_context(session, inp.case_id)
             recipients = await _audience(session, inp.audience, ctx.unit)
             if not recipients:
                 return NoticeResult(
@@ -95,7 +85,7 @@ class NotificationActivities:
     async def send_rater_feedback(self, inp: FeedbackNoticeInput) -> NoticeResult:
         """Send the result (反馈) to the rater by email and SMS, with a one-time link to answer."""
         async with self._db.session() as session:
-            ctx = await _load_context(session, inp.case_id)
+            ctx = await load_case_context(session, inp.case_id)
             rating = ctx.rating
             if not (rating.rater_email or rating.rater_phone):
                 return NoticeResult(sent=False, reason="the rater left no contact")
@@ -196,17 +186,3 @@ async def _root_unit_id(session: AsyncSession, unit: Unit) -> int:
         current = parent
     assert current.id is not None
     return current.id
-
-
-async def _load_context(session: AsyncSession, case_id: int) -> _CaseContext:
-    case = await session.get(Case, case_id)
-    if case is None:
-        raise RuntimeError(f"case {case_id} does not exist")
-    rating = await session.get(Rating, case.rating_id)
-    assert rating is not None
-    record = await session.get(ServiceRecord, rating.record_id)
-    assert record is not None
-    item = await session.get(ServiceItem, record.item_id)
-    unit = await session.get(Unit, case.unit_id)
-    assert item is not None and unit is not None
-    return _CaseContext(case=case, rating=rating, record=record, item=item, unit=unit)

@@ -18,14 +18,12 @@ from temporalio.client import WorkflowUpdateFailedError
 from api.deps import SessionDep, TemporalDep
 from config import PROJECT_ROOT
 from models.case_actions import RaterResponseInput
+from models.case_context import load_case_context
 from models.case_types import RATER_ACTOR
 from models.cases import Case, CaseEvent
 from models.db import utcnow
 from models.deadlines import CHINA_TZ
-from models.organisation import Unit
 from models.rater_links import RaterLink, hash_token
-from models.ratings import Rating
-from models.services import ServiceItem, ServiceRecord
 from workflows.case import CaseWorkflow
 
 router = APIRouter(tags=["rater pages"])
@@ -63,27 +61,22 @@ async def rater_response_page(token: str, session: SessionDep) -> HTMLResponse:
     link = await _usable_link(session, token)
     if isinstance(link, HTMLResponse):
         return link
-    case = await session.get(Case, link.case_id)
-    assert case is not None
+    ctx = await load_case_context(session, link.case_id)
     message = (
         await session.exec(
             select(CaseEvent.data)
-            .where(CaseEvent.case_id == case.id, CaseEvent.action == "feedback_written", CaseEvent.round == link.round)
+            .where(
+                CaseEvent.case_id == ctx.case.id, CaseEvent.action == "feedback_written", CaseEvent.round == link.round
+            )
             .order_by(col(CaseEvent.id).desc())
         )
     ).first()
-    rating = await session.get(Rating, case.rating_id)
-    assert rating is not None
-    record = await session.get(ServiceRecord, rating.record_id)
-    assert record is not None
-    item = await session.get(ServiceItem, record.item_id)
-    unit = await session.get(Unit, case.unit_id)
     return _page(
         200,
         "办理结果确认",
         state="open",
-        item_name=item.name if item else "",
-        unit_name=unit.name if unit else "",
+        item_name=ctx.item.name,
+        unit_name=ctx.unit.name,
         message=(message or {}).get("message", ""),
         respond_by=link.expires_at.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M"),
     )

@@ -1,0 +1,60 @@
+"""The rater's one-time link: unknown, expired and used links say so plainly; only a hash is stored."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+from sqlmodel import select
+
+from models.db import Database, utcnow
+from models.rater_links import FEEDBACK_RESPONSE, RaterLink, hash_token, new_token
+from runtime.seed import DemoCredentials
+from tests.conftest import bad_rating
+
+
+async def _link(db: Database, case_id: int, expires_in: timedelta, used: bool = False) -> str:
+    token, token_hash = new_token()
+    async with db.session() as session:
+        session.add(
+            RaterLink(
+                case_id=case_id,
+                round=1,
+                purpose=FEEDBACK_RESPONSE,
+                token_hash=token_hash,
+                expires_at=utcnow() + expires_in,
+                used_at=utcnow() if used else None,
+            )
+        )
+        await session.commit()
+    return token
+
+
+async def test_link_states(offline_api: httpx.AsyncClient, demo: DemoCredentials, db: Database) -> None:
+    case_id = (
+        await offline_api.post("/api/v1/ratings", json=bad_rating(), headers={"X-API-Key": demo.api_key})
+    ).json()["case_id"]
+    expired = await _link(db, case_id, timedelta(minutes=-1))
+    response = await offline_api.get(f"/r/{expired}")
+    assert response.status_code == 410 and "此链接已过期" in response.text
+    assert response.headers["cache-control"] == "no-store" and response.headers["referrer-policy"] == "no-referrer"
+    assert (await offline_api.post(f"/r/{expired}", data={"satisfied": "yes"})).status_code == 410
+
+    unknown = await offline_api.get("/r/not-a-real-token")
+    assert unknown.status_code == 404 and "此链接无效" in unknown.text
+
+    async with db.session() as session:
+        stored = (await session.exec(select(RaterLink.token_hash))).all()
+    assert stored == [hash_token(expired)] and expired not in stored
+
+    # A form that is not one of the two answers is refused before anything is looked up.
+    assert (await offline_api.post(f"/r/{expired}", data={"satisfied": "maybe"})).status_code == 422
+
+
+async def test_used_link(offline_api: httpx.AsyncClient, demo: DemoCredentials, db: Database) -> None:
+    case_id = (
+        await offline_api.post("/api/v1/ratings", json=bad_rating(), headers={"X-API-Key": demo.api_key})
+    ).json()["case_id"]
+    used = await _link(db, case_id, timedelta(days=3), used=True)
+    response = await offline_api.get(f"/r/{used}")
+    assert response.status_code == 410 and "此链接已使用" in response.text
