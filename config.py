@@ -8,11 +8,14 @@ from __future__ import annotations
 import secrets
 import shutil
 import sys
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.pii import new_pii_key
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 
@@ -64,6 +67,10 @@ class Settings(BaseSettings):
     mail_from: str = "好差评系统 <noreply@hcp.localhost>"
 
     secret_key: str = Field(default="", description="Signs login tokens. Empty: a random key kept in data/secret_key.")
+    pii_keys: str = Field(
+        default="",
+        description="Fernet keys for rater PII, comma-separated, newest first. Empty: one kept in data/pii_key.",
+    )
     access_token_minutes: int = 60
 
     outbox_relay_interval_seconds: float = 2.0
@@ -92,14 +99,24 @@ class Settings(BaseSettings):
         """Where the development SMS gateway writes messages."""
         return self.data_dir / "sms"
 
+    def pii_key_list(self) -> list[str]:
+        """The PII encryption keys: from settings, else one generated once and kept under data/."""
+        if self.pii_keys.strip():
+            return [key.strip() for key in self.pii_keys.split(",") if key.strip()]
+        return [self._generated_secret("pii_key", new_pii_key)]
+
     def signing_key(self) -> str:
         """The token signing key: from settings, else one generated once and kept under data/."""
         if self.secret_key:
             return self.secret_key
-        path = self.data_dir / "secret_key"
+        return self._generated_secret("secret_key", lambda: secrets.token_urlsafe(48))
+
+    def _generated_secret(self, name: str, make: Callable[[], str]) -> str:
+        """A secret made once for the embedded default and kept, owner-readable only, under data/."""
+        path = self.data_dir / name
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(48))
+            path.write_text(make())
             path.chmod(0o600)
         return path.read_text().strip()
 

@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 from activities import build_activities
 from config import Settings, get_settings
 from models.db import Database
+from models.pii import configure_pii_keys
 from runtime.relay import OutboxRelay
 from runtime.stopping import sleep_unless_stopped
 from runtime.temporal import connect, ensure_search_attributes
@@ -66,6 +67,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             log.info("registered search attributes %s", ", ".join(added))
     except Exception as exc:  # noqa: BLE001 - no operator rights (e.g. Temporal Cloud): cases still run
         log.warning("could not register search attributes (%s); create them as docs/operations.md says", exc)
+    configure_pii_keys(settings.pii_key_list())
     db = Database(settings.async_sqlalchemy_url)
     worker = build_worker(client, settings, build_activities(settings, db))
     relay = OutboxRelay(db, client, settings)

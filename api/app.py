@@ -9,9 +9,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from api import auth, calendar, cases, policies, rater_pages, ratings, service_records
+from api import audit, auth, calendar, cases, policies, rater_pages, rater_privacy, ratings, service_records
 from config import Settings, get_settings
 from models.db import Database
+from models.pii import configure_pii_keys
 from runtime.temporal import TemporalConnection
 
 
@@ -20,6 +21,7 @@ def create_app(
 ) -> FastAPI:
     """Build the app. Tests pass their own database and Temporal connection."""
     settings = settings or get_settings()
+    configure_pii_keys(settings.pii_key_list())
     owns_db = db is None
     db = db or Database(settings.async_sqlalchemy_url)
     temporal = temporal or TemporalConnection(settings)
@@ -61,6 +63,8 @@ def create_app(
     app.include_router(service_records.router)
     app.include_router(ratings.router)
     app.include_router(cases.router)
+    app.include_router(rater_privacy.router)
+    app.include_router(audit.router)
     app.include_router(policies.router)
     app.include_router(calendar.router)
     app.include_router(rater_pages.router)

@@ -6,12 +6,13 @@ import asyncio
 import logging
 from datetime import date
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from sqlmodel import col, select
 
-from api.deps import CurrentAdmin, CurrentUser, SessionDep, TemporalDep
+from api.deps import CurrentAdmin, CurrentUser, SessionDep, TemporalDep, client_address
 from api.errors import api_error
+from models.audit import audit
 from models.calendar import CalendarYear, CalendarYearBody, load_calendar
 from models.case_types import TERMINAL_STAGES
 from models.cases import Case
@@ -57,7 +58,12 @@ async def get_calendar_year(year: int, session: SessionDep, _user: CurrentUser) 
 
 @router.put("/{year}", response_model=CalendarLoadResult)
 async def load_calendar_year(
-    year: int, body: CalendarYearBody, session: SessionDep, temporal: TemporalDep, admin: CurrentAdmin
+    year: int,
+    body: CalendarYearBody,
+    request: Request,
+    session: SessionDep,
+    temporal: TemporalDep,
+    admin: CurrentAdmin,
 ) -> CalendarLoadResult:
     """Load or correct a year, then recompute every open case's provisional deadlines."""
     if not 2000 <= year <= 2100:
@@ -66,7 +72,20 @@ async def load_calendar_year(
         body.check_year(year)
     except ValueError as exc:
         raise api_error(422, "bad_dates", str(exc), field="holidays") from None
-    row = await session.get(CalendarYear, year) or CalendarYear(year=year, source=body.source)
+    existing = await session.get(CalendarYear, year)
+    row = existing or CalendarYear(year=year, source=body.source)
+    audit(
+        session,
+        actor=f"user:{admin.id}",
+        actor_role=admin.role.value,
+        action="calendar.load",
+        target_type="calendar",
+        target_id=year,
+        reason=body.source,
+        before={"holidays": existing.holidays, "workdays": existing.workdays} if existing else {},
+        after=body.model_dump(mode="json"),
+        client=client_address(request),
+    )
     row.holidays = sorted(d.isoformat() for d in body.holidays)
     row.workdays = sorted(d.isoformat() for d in body.workdays)
     row.source, row.loaded_by = body.source, admin.id

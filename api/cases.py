@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import func
 from sqlmodel import col, select
@@ -24,12 +24,14 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import CurrentUser, SessionDep, TemporalDep, visible_unit_ids
+from api.deps import CurrentUser, SessionDep, TemporalDep, client_address, visible_unit_ids
 from api.errors import api_error
 from models import case_actions as actions
+from models.audit import audit
 from models.case_types import TERMINAL_STAGES, Actor, CaseSnapshot, DeadlineView, ErrorType, Stage, Verdict
 from models.cases import Case, CaseDetail, CaseEvent, CaseEventRead, CasePage, CaseSummary, RaterAnswerView, RaterView
 from models.organisation import Unit, unit_subtree_ids
+from models.policy_store import policy_version
 from models.privacy import mask_email, mask_name, mask_phone
 from models.rater_links import RaterLink
 from models.ratings import Rating
@@ -157,12 +159,7 @@ async def get_case(case_id: int, session: SessionDep, user: CurrentUser) -> Case
         deadlines=[DeadlineView.model_validate(d) for d in case.deadlines],
         workflow_started=case.workflow_started_at is not None,
         comment=rating.comment,
-        rater=RaterView(
-            real_name=rating.real_name,
-            name=mask_name(rating.rater_name),
-            phone=mask_phone(rating.rater_phone),
-            email=mask_email(rating.rater_email),
-        ),
+        rater=await _rater_view(session, user, case, rating),
         rater_answers=[
             RaterAnswerView(
                 round=link.round, satisfied=link.answer_satisfied, comment=link.answer_comment, answered_at=link.used_at
@@ -173,6 +170,20 @@ async def get_case(case_id: int, session: SessionDep, user: CurrentUser) -> Case
             CaseEventRead(stage=e.stage, round=e.round, action=e.action, actor=e.actor, at=e.at, data=e.data)
             for e in events
         ],
+    )
+
+
+async def _rater_view(session: AsyncSession, user: User, case: Case, rating: Rating) -> RaterView:
+    """Masked contact; reviewers see none at all unless the case's policy lets them."""
+    if user.role == Role.REVIEWER:
+        pinned = await policy_version(session, case.policy_code, case.policy_version)
+        if pinned is None or not pinned.profile.reviewers_see_rater_identity:
+            return RaterView(real_name=rating.real_name, name=None, phone=None, email=None)
+    return RaterView(
+        real_name=rating.real_name,
+        name=mask_name(rating.rater_name),
+        phone=mask_phone(rating.rater_phone),
+        email=mask_email(rating.rater_email),
     )
 
 
@@ -339,6 +350,7 @@ def _endpoint(action: CaseAction) -> Callable[..., Awaitable[CaseSnapshot]]:
     async def endpoint(
         case_id: int,
         body: BaseModel,
+        request: Request,
         session: SessionDep,
         temporal: TemporalDep,
         user: CurrentUser,
@@ -351,7 +363,21 @@ def _endpoint(action: CaseAction) -> Callable[..., Awaitable[CaseSnapshot]]:
         assert user.id is not None
         actor = Actor(user_id=user.id, role=user.role, unit_id=user.unit_id)
         inp = action.workflow_input(actor=actor, **body.model_dump())
-        return await _act(session, temporal, user, case_id, action.update, inp, idempotency_key)
+        snapshot = await _act(session, temporal, user, case_id, action.update, inp, idempotency_key)
+        audit(
+            session,
+            actor=actor.label,
+            actor_role=user.role.value,
+            action=f"case.{action.path}",
+            target_type="case",
+            target_id=case_id,
+            unit_id=case.unit_id,
+            before={"stage": case.stage.value, "unit_id": case.unit_id},
+            after={**body.model_dump(mode="json"), "stage": snapshot.stage.value, "unit_id": snapshot.unit_id},
+            client=client_address(request),
+        )
+        await session.commit()
+        return snapshot
 
     # FastAPI reads the body model from the annotation; each action has its own.
     endpoint.__annotations__["body"] = action.fields

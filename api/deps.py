@@ -146,3 +146,8 @@ async def current_admin(user: Annotated[User, Depends(current_user)]) -> User:
 
 
 CurrentAdmin = Annotated[User, Depends(current_admin)]
+
+
+def client_address(request: Request) -> str:
+    """The caller's address for audit and rate limits (behind a proxy, uvicorn --proxy-headers sets it)."""
+    return request.client.host if request.client else ""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
-from api.deps import CurrentAdmin, CurrentUser, SessionDep
+from api.deps import CurrentAdmin, CurrentUser, SessionDep, client_address
 from api.errors import api_error
+from models.audit import audit
 from models.organisation import Region
 from models.policy import PolicyProfile
 from models.policy_store import PolicyVersion, add_policy_version, latest_policy
@@ -85,18 +86,33 @@ async def get_policy(
 
 
 @router.put("/policies/{code}", response_model=PolicyVersionRead, status_code=status.HTTP_201_CREATED)
-async def edit_policy(code: str, body: PolicyEdit, session: SessionDep, admin: CurrentAdmin) -> PolicyVersionRead:
+async def edit_policy(
+    code: str, body: PolicyEdit, request: Request, session: SessionDep, admin: CurrentAdmin
+) -> PolicyVersionRead:
     """Save an edited profile as its next version. Running cases keep the version they started under."""
     if body.profile.code != code:
         raise api_error(422, "code_mismatch", f"profile.code 须与路径中的 {code} 一致", field="profile.code")
+    previous = await latest_policy(session, code)
     row = await add_policy_version(session, body.profile, admin.id, body.note)
+    audit(
+        session,
+        actor=f"user:{admin.id}",
+        actor_role=admin.role.value,
+        action="policy.edit",
+        target_type="policy",
+        target_id=f"{code}@v{row.version}",
+        reason=body.note,
+        before=previous.profile.model_dump(mode="json") if previous else {},
+        after=body.profile.model_dump(mode="json"),
+        client=client_address(request),
+    )
     await session.commit()
     return _read(row)
 
 
 @router.put("/regions/{region_code}/policy", response_model=RegionPolicy)
 async def set_region_policy(
-    region_code: str, body: RegionPolicy, session: SessionDep, _admin: CurrentAdmin
+    region_code: str, body: RegionPolicy, request: Request, session: SessionDep, admin: CurrentAdmin
 ) -> RegionPolicy:
     """Choose the profile new cases of a region run under."""
     region = (await session.exec(select(Region).where(Region.code == region_code))).first()
@@ -104,6 +120,17 @@ async def set_region_policy(
         raise api_error(404, "unknown_region", f"区划 {region_code} 不存在")
     if await latest_policy(session, body.policy_code) is None:
         raise api_error(422, "unknown_policy", f"政策配置 {body.policy_code} 不存在", field="policy_code")
+    audit(
+        session,
+        actor=f"user:{admin.id}",
+        actor_role=admin.role.value,
+        action="region.policy",
+        target_type="region",
+        target_id=region_code,
+        before={"policy_code": region.policy_code},
+        after={"policy_code": body.policy_code},
+        client=client_address(request),
+    )
     region.policy_code = body.policy_code
     session.add(region)
     await session.commit()

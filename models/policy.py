@@ -104,6 +104,9 @@ class PolicyProfile(BaseModel):
     rater_silence_source: str = Field(min_length=1)
     anonymous: AnonymousRules
     rating: RatingWindows
+    reviewers_see_rater_identity: bool = Field(
+        default=False, description="Whether appeal reviewers (复核) see who the rater is; masked fields otherwise"
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> PolicyProfile:

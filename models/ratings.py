@@ -13,6 +13,7 @@ from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
 from models.db import UTCDateTime, str_enum, utcnow
+from models.pii import EncryptedText
 
 
 class RatingLevel(StrEnum):
@@ -64,9 +65,10 @@ class Rating(SQLModel, table=True):
     answers: dict[str, Any] = SQLField(default_factory=dict, sa_column=Column(JSON, nullable=False))
     comment: str = SQLField(default="", max_length=2000)
     real_name: bool = False
-    rater_name: str | None = SQLField(default=None, max_length=100)
-    rater_phone: str | None = SQLField(default=None, max_length=32)
-    rater_email: str | None = SQLField(default=None, max_length=254)
+    # Encrypted at rest (models/pii.py); shown masked; revealed only to the case's handlers, audited.
+    rater_name: str | None = SQLField(default=None, sa_type=EncryptedText)
+    rater_phone: str | None = SQLField(default=None, sa_type=EncryptedText)
+    rater_email: str | None = SQLField(default=None, sa_type=EncryptedText)
     is_bad: bool = SQLField(index=True)
     # False once an appeal is upheld (不予采纳): the rating then leaves every statistic.
     adopted: bool = SQLField(default=True, index=True)

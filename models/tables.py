@@ -2,6 +2,7 @@
 
 from sqlmodel import SQLModel
 
+from models.audit import AuditEvent
 from models.calendar import CalendarYear
 from models.cases import Case, CaseEvent
 from models.idempotency import IdempotentResponse
@@ -18,6 +19,7 @@ metadata = SQLModel.metadata
 
 __all__ = [
     "ApiKey",
+    "AuditEvent",
     "CalendarYear",
     "Case",
     "CaseEvent",

@@ -19,6 +19,9 @@ class User(SQLModel, table=True):
     role: Role = Field(sa_type=str_enum(Role))
     unit_id: int | None = Field(default=None, foreign_key="unit.id", index=True)
     active: bool = True
+    # Login throttling: consecutive failures, and until when the account is locked after too many.
+    failed_logins: int = 0
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

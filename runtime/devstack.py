@@ -25,6 +25,7 @@ from alembic.config import Config
 from config import PROJECT_ROOT, Settings, get_settings
 from models import search_attributes
 from models.db import Database
+from models.pii import configure_pii_keys
 from models.policy_store import sync_policy_files
 from runtime.mail_sink import start_mail_sink
 from runtime.seed import DemoCredentials, database_is_empty, seed_demo
@@ -131,6 +132,7 @@ def main() -> None:
 
     print("▶ applying database migrations", flush=True)
     migrate(settings)
+    configure_pii_keys(settings.pii_key_list())
 
     db = Database(settings.async_sqlalchemy_url)
     added = asyncio.run(_sync_policies(db))

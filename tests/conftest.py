@@ -35,6 +35,7 @@ from config import PROJECT_ROOT, Settings
 from models import search_attributes
 from models.cases import Case, CaseEvent
 from models.db import Database
+from models.pii import configure_pii_keys, new_pii_key
 from models.tables import metadata
 from runtime.mail_sink import MailSink, start_mail_sink
 from runtime.seed import DemoCredentials, seed_demo
@@ -104,8 +105,13 @@ def mailbox(mail_server: tuple[int, MailSink]) -> MailSink:
     return mail_server[1]
 
 
+TEST_PII_KEY = new_pii_key()
+
+
 def make_settings(database_url: str, data_dir: Path, smtp_port: int, **overrides: object) -> Settings:
+    configure_pii_keys([TEST_PII_KEY])
     return Settings(
+        pii_keys=TEST_PII_KEY,
         data_dir=data_dir,
         database_url=database_url,
         smtp_port=smtp_port,

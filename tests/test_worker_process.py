@@ -18,6 +18,7 @@ async def test_worker_stops_gracefully_on_sigterm(dev_server: WorkflowEnvironmen
         "HCP_TEMPORAL_ADDRESS": dev_server.client.service_client.config.target_host,
         "HCP_DATABASE_URL": settings.sqlalchemy_url,
         "HCP_TEMPORAL_TASK_QUEUE": settings.temporal_task_queue,
+        "HCP_PII_KEYS": settings.pii_keys,
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "worker.py", cwd=PROJECT_ROOT, env=env, stderr=asyncio.subprocess.PIPE
