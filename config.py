@@ -72,6 +72,11 @@ class Settings(BaseSettings):
         description="Fernet keys for rater PII, comma-separated, newest first. Empty: one kept in data/pii_key.",
     )
     access_token_minutes: int = 60
+    login_max_failures: int = Field(default=5, ge=1, description="Consecutive wrong passwords before a lock")
+    login_lock_minutes: int = Field(default=15, ge=1, description="How long a locked account stays locked")
+    public_rate_limit_per_minute: int = Field(
+        default=60, ge=1, description="Requests per client per minute on public routes (login, rater pages)"
+    )
 
     outbox_relay_interval_seconds: float = 2.0
 

@@ -9,7 +9,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from api import audit, auth, calendar, cases, policies, rater_pages, rater_privacy, ratings, service_records
+from api import admin, audit, auth, calendar, cases, policies, rater_pages, rater_privacy, ratings, service_records
+from api.rate_limit import PublicRateLimiter
 from config import Settings, get_settings
 from models.db import Database
 from models.pii import configure_pii_keys
@@ -41,6 +42,7 @@ def create_app(
     app.state.settings = settings
     app.state.db = db
     app.state.temporal = temporal
+    app.middleware("http")(PublicRateLimiter(settings.public_rate_limit_per_minute))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -65,6 +67,7 @@ def create_app(
     app.include_router(cases.router)
     app.include_router(rater_privacy.router)
     app.include_router(audit.router)
+    app.include_router(admin.router)
     app.include_router(policies.router)
     app.include_router(calendar.router)
     app.include_router(rater_pages.router)

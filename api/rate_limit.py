@@ -1,0 +1,45 @@
+"""Per-client rate limits on the public routes (login, the rater's pages).
+
+A fixed one-minute window per (client address, route group), kept in this process's memory: with
+several API processes each enforces its own share. Enough to stop a script hammering one process;
+a shared limit across processes needs a shared store and is a deployment choice (docs/operations.md).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import Request, Response
+from fastapi.responses import JSONResponse
+
+PUBLIC_PREFIXES = ("/r/", "/api/v1/auth/token")
+_MAX_TRACKED = 100_000
+
+
+class PublicRateLimiter:
+    def __init__(self, per_minute: int) -> None:
+        self._per_minute = per_minute
+        self._windows: dict[tuple[str, str], tuple[int, int]] = {}
+
+    def allow(self, client: str, group: str, now: float | None = None) -> bool:
+        minute = int((now if now is not None else time.time()) // 60)
+        key = (client, group)
+        window, count = self._windows.get(key, (minute, 0))
+        if window != minute:
+            window, count = minute, 0
+        if len(self._windows) > _MAX_TRACKED:
+            self._windows.clear()  # bounded memory under a flood of distinct addresses
+        self._windows[key] = (window, count + 1)
+        return count + 1 <= self._per_minute
+
+    async def __call__(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        group = next((p for p in PUBLIC_PREFIXES if request.url.path.startswith(p)), None)
+        client = request.client.host if request.client else "unknown"
+        if group is not None and not self.allow(client, group):
+            return JSONResponse(
+                status_code=429,
+                content={"detail": {"code": "rate_limited", "message": "请求过于频繁，请稍后再试"}},
+                headers={"Retry-After": "60"},
+            )
+        return await call_next(request)
