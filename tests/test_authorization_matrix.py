@@ -1,0 +1,226 @@
+"""The authorization matrix: every route × every kind of caller, generated from the app's route table.
+
+RULES says who may call each route. A route without a rule fails the suite and is named; so does a
+rule for a route that no longer exists. "Allowed" means the call gets past authentication and scope
+(any answer but 401, 403 or 404); "refused" means 401, 403 or 404 (another unit's case looks missing).
+The target is a case of 市场监管局 (unit 2): "own unit" is that unit's staff, "other unit" 人社局's.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from api.app import create_app
+from models.case_types import Verdict
+from models.cases import Case
+from models.db import Database
+from runtime.seed import DemoCredentials
+from tests.conftest import bad_rating, login
+
+ANONYMOUS, API_KEY = "anonymous", "api_key"
+OWN_STAFF, OTHER_STAFF, SUPERVISOR, REVIEWER, ADMIN = "own_staff", "other_staff", "supervisor", "reviewer", "admin"
+CALLERS = [ANONYMOUS, API_KEY, OWN_STAFF, OTHER_STAFF, SUPERVISOR, REVIEWER, ADMIN]
+USERS = {OWN_STAFF, OTHER_STAFF, SUPERVISOR, REVIEWER, ADMIN}
+PUBLIC = "public"  # open on purpose; the token or the form is the credential
+
+UNIT_STEP = {OWN_STAFF}
+RULES: dict[tuple[str, str], set[str] | str] = {
+    ("GET", "/healthz"): PUBLIC,
+    ("POST", "/api/v1/auth/token"): PUBLIC,
+    ("GET", "/r/{token}"): PUBLIC,
+    ("POST", "/r/{token}"): PUBLIC,
+    ("GET", "/api/v1/auth/me"): USERS,
+    ("POST", "/api/v1/service-records"): {API_KEY},
+    ("POST", "/api/v1/ratings"): {API_KEY},
+    ("GET", "/api/v1/ratings/{rating_id}"): {API_KEY, OWN_STAFF, SUPERVISOR, ADMIN},
+    ("GET", "/api/v1/cases"): USERS,
+    ("GET", "/api/v1/cases/{case_id}"): {OWN_STAFF, SUPERVISOR, REVIEWER, ADMIN},
+    ("POST", "/api/v1/cases/{case_id}/accept"): UNIT_STEP,
+    ("POST", "/api/v1/cases/{case_id}/callbacks"): UNIT_STEP,
+    ("POST", "/api/v1/cases/{case_id}/verification"): UNIT_STEP,
+    ("POST", "/api/v1/cases/{case_id}/ledger"): UNIT_STEP,
+    ("POST", "/api/v1/cases/{case_id}/rectification"): UNIT_STEP,
+    ("POST", "/api/v1/cases/{case_id}/explanation"): UNIT_STEP,
+    ("POST", "/api/v1/cases/{case_id}/appeal"): UNIT_STEP,
+    ("POST", "/api/v1/cases/{case_id}/feedback"): UNIT_STEP,
+    ("POST", "/api/v1/cases/{case_id}/extension-requests"): UNIT_STEP,
+    ("POST", "/api/v1/cases/{case_id}/extension-decision"): {SUPERVISOR},
+    ("POST", "/api/v1/cases/{case_id}/deadline-extension"): {SUPERVISOR},
+    ("POST", "/api/v1/cases/{case_id}/reminders"): {SUPERVISOR},
+    ("POST", "/api/v1/cases/{case_id}/reassignment"): {SUPERVISOR},
+    ("POST", "/api/v1/cases/{case_id}/instructions"): {SUPERVISOR},
+    ("POST", "/api/v1/cases/{case_id}/appeal-decision"): {REVIEWER},
+    ("POST", "/api/v1/cases/{case_id}/rater/reveal"): UNIT_STEP,
+    ("GET", "/api/v1/audit"): {SUPERVISOR, ADMIN},
+    ("GET", "/api/v1/admin/users"): {ADMIN},
+    ("POST", "/api/v1/admin/users"): {ADMIN},
+    ("PATCH", "/api/v1/admin/users/{user_id}"): {ADMIN},
+    ("GET", "/api/v1/admin/units"): {ADMIN},
+    ("POST", "/api/v1/admin/units"): {ADMIN},
+    ("GET", "/api/v1/admin/api-keys"): {ADMIN},
+    ("POST", "/api/v1/admin/api-keys"): {ADMIN},
+    ("DELETE", "/api/v1/admin/api-keys/{key_id}"): {ADMIN},
+    ("GET", "/api/v1/policies"): USERS,
+    ("GET", "/api/v1/policies/{code}/versions"): USERS,
+    ("GET", "/api/v1/policies/{code}"): USERS,
+    ("PUT", "/api/v1/policies/{code}"): {ADMIN},
+    ("PUT", "/api/v1/regions/{region_code}/policy"): {ADMIN},
+    ("GET", "/api/v1/calendar/{year}"): USERS,
+    ("PUT", "/api/v1/calendar/{year}"): {ADMIN},
+}
+
+# Docs routes are served by FastAPI itself, not our handlers.
+FRAMEWORK_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+
+PATH_VALUES = {
+    "case_id": "1",
+    "rating_id": "1",
+    "user_id": "4",
+    "key_id": "2",
+    "code": "national",
+    "region_code": "370600",
+    "year": "2027",
+    "token": "not-a-real-token",
+}
+SOON = "2030-01-01T00:00:00+08:00"
+
+
+def api_routes(app: FastAPI) -> set[tuple[str, str]]:
+    """Every (method, path) the app serves, walking included routers."""
+    found: set[tuple[str, str]] = set()
+
+    def walk(routes: list[Any]) -> None:
+        for route in routes:
+            if hasattr(route, "original_router"):
+                walk(route.original_router.routes)
+            elif isinstance(route, APIRoute):
+                found.update((method, route.path) for method in route.methods - {"HEAD"})
+            elif getattr(route, "path", None) not in FRAMEWORK_ROUTES:
+                found.add(("ANY", str(getattr(route, "path", route))))
+
+    walk(app.routes)
+    return found
+
+
+def test_every_route_has_a_rule() -> None:
+    served = api_routes(create_app())
+    missing = sorted(served - RULES.keys())
+    assert not missing, "routes without an authorization rule in tests/test_authorization_matrix.py: " + ", ".join(
+        f"{m} {p}" for m, p in missing
+    )
+    stale = sorted(RULES.keys() - served)
+    assert not stale, "rules for routes that no longer exist: " + ", ".join(f"{m} {p}" for m, p in stale)
+
+
+def _body(method: str, path: str, profile: dict[str, Any]) -> dict[str, Any]:
+    """A valid request for each route, so that only authorization decides the answer."""
+    bodies: dict[tuple[str, str], Any] = {
+        ("POST", "/api/v1/service-records"): {
+            "record_no": "MATRIX-0001",
+            "item_code": "370600-XK-0001",
+            "unit_code": "YT-SCJ",
+            "applicant_type": "individual",
+            "service_channel": "online",
+            "completed_at": "2026-11-20T10:00:00+08:00",
+        },
+        ("POST", "/api/v1/ratings"): {"json": bad_rating("DEMO-0004")},
+        ("POST", "/api/v1/cases/{case_id}/accept"): {},
+        ("POST", "/api/v1/cases/{case_id}/callbacks"): {"reached": True, "note": "回访"},
+        ("POST", "/api/v1/cases/{case_id}/verification"): {"verdict": "valid", "findings": "核实"},
+        ("POST", "/api/v1/cases/{case_id}/ledger"): {"due_at": SOON, "plan": "台账"},
+        ("POST", "/api/v1/cases/{case_id}/rectification"): {"measures": "整改"},
+        ("POST", "/api/v1/cases/{case_id}/explanation"): {"explanation": "说明"},
+        ("POST", "/api/v1/cases/{case_id}/appeal"): {"reason": "误评", "evidence": ["录像"]},
+        ("POST", "/api/v1/cases/{case_id}/feedback"): {"message": "反馈"},
+        ("POST", "/api/v1/cases/{case_id}/extension-requests"): {
+            "deadline": "verification",
+            "new_due_at": SOON,
+            "reason": "延期",
+        },
+        ("POST", "/api/v1/cases/{case_id}/extension-decision"): {"approve": True},
+        ("POST", "/api/v1/cases/{case_id}/deadline-extension"): {
+            "deadline": "verification",
+            "new_due_at": SOON,
+            "reason": "延期",
+        },
+        ("POST", "/api/v1/cases/{case_id}/reminders"): {"message": "提醒"},
+        ("POST", "/api/v1/cases/{case_id}/reassignment"): {"to_unit_id": 3, "reason": "改派"},
+        ("POST", "/api/v1/cases/{case_id}/instructions"): {"instruction": "批示"},
+        ("POST", "/api/v1/cases/{case_id}/appeal-decision"): {"upheld": False, "reason": "复核"},
+        ("POST", "/api/v1/cases/{case_id}/rater/reveal"): {"reason": "电话回访需要"},
+        ("POST", "/api/v1/admin/users"): {
+            "username": "matrix_user",
+            "display_name": "矩阵测试",
+            "role": "reviewer",
+            "password": "a-long-enough-password",
+        },
+        ("PATCH", "/api/v1/admin/users/{user_id}"): {"display_name": "市场监管局 张承办"},
+        ("POST", "/api/v1/admin/units"): {"code": "YT-MATRIX", "name": "测试单位", "region_code": "370600"},
+        ("POST", "/api/v1/admin/api-keys"): {"name": "矩阵测试", "source_system": "matrix"},
+        ("PUT", "/api/v1/policies/{code}"): {"profile": profile, "note": "矩阵测试"},
+        ("PUT", "/api/v1/regions/{region_code}/policy"): {"policy_code": "yantai"},
+        ("PUT", "/api/v1/calendar/{year}"): {"holidays": ["2027-01-01"], "workdays": [], "source": "矩阵测试"},
+    }
+    body = bodies.get((method, path))
+    if isinstance(body, dict) and set(body) == {"json"}:
+        return body["json"]
+    return body if body is not None else {}
+
+
+async def test_authorization_matrix(offline_api: httpx.AsyncClient, demo: DemoCredentials, db: Database) -> None:
+    # The target: a case of unit 2 on the appeal path (so reviewers may see it); a spare API key to revoke.
+    created = await offline_api.post("/api/v1/ratings", json=bad_rating(), headers={"X-API-Key": demo.api_key})
+    assert created.status_code == 201
+    async with db.session() as session:
+        case = await session.get(Case, 1)
+        assert case is not None
+        case.verdict = Verdict.DISPUTED
+        session.add(case)
+        await session.commit()
+    headers: dict[str, dict[str, str]] = {ANONYMOUS: {}, API_KEY: {"X-API-Key": demo.api_key}}
+    for caller, username in ((OWN_STAFF, "scj_staff"), (OTHER_STAFF, "rsj_staff"), (SUPERVISOR, "supervisor"),
+                             (REVIEWER, "reviewer"), (ADMIN, "admin")):  # fmt: skip
+        headers[caller] = await login(offline_api, username, demo.passwords[username])
+    spare = await offline_api.post(
+        "/api/v1/admin/api-keys", json={"name": "备用", "source_system": "spare"}, headers=headers[ADMIN]
+    )
+    assert spare.json()["id"] == 2
+    profile = (await offline_api.get("/api/v1/policies/national", headers=headers[ADMIN])).json()["profile"]
+
+    failures = []
+    for method, path in sorted(RULES):
+        rule = RULES[(method, path)]
+        url = re.sub(r"\{(\w+)\}", lambda m: PATH_VALUES[m.group(1)], path)
+        for caller in CALLERS:
+            if path == "/api/v1/auth/token":
+                # Public: anyone may try to log in; correct credentials get a token whoever asks.
+                response = await offline_api.post(url, data={"username": "admin", "password": demo.passwords["admin"]})
+            elif path == "/r/{token}" and method == "POST":
+                response = await offline_api.post(url, data={"satisfied": "yes"}, headers=headers[caller])
+            else:
+                body = _body(method, path, profile) if method != "GET" else None
+                response = await offline_api.request(method, url, json=body, headers=headers[caller])
+            refused = response.status_code in (401, 403, 404)
+            ok = response.status_code not in (401, 403) if rule == PUBLIC else refused != (caller in rule)
+            if not ok:
+                expected = "public" if rule == PUBLIC else ("allowed" if caller in rule else "refused")
+                failures.append(f"{method} {path} as {caller}: expected {expected}, got {response.status_code}")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_the_matrix_catches_an_unruled_route(backend: str) -> None:
+    app = create_app()
+
+    @app.get("/api/v1/forgotten")
+    async def forgotten() -> dict[str, str]:
+        return {}
+
+    missing = api_routes(app) - RULES.keys()
+    assert missing == {("GET", "/api/v1/forgotten")}
