@@ -51,7 +51,7 @@ class UserUpdate(BaseModel):
     role: Role | None = None
     unit_id: int | None = None
     active: bool | None = None
-    password: str | None = _PASSWORD
+    password: str | None = Field(default=None, min_length=12, max_length=200, description="A new password")
     unlock: bool = False
 
 

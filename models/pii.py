@@ -33,12 +33,6 @@ class PiiCipher:
         except InvalidToken:
             raise ValueError("a rater PII value cannot be decrypted with any configured key (HCP_PII_KEYS)") from None
 
-    def rotate(self, stored: str) -> str:
-        """The value encrypted under the first key (plaintext from before encryption is encrypted)."""
-        if not stored.startswith(_FERNET_PREFIX):
-            return self.encrypt(stored)
-        return self._fernet.rotate(stored.encode()).decode()
-
 
 _cipher: PiiCipher | None = None
 

@@ -20,7 +20,7 @@ from api.security import hash_password
 from config import Settings, get_settings
 from models.audit import audit
 from models.db import Database
-from models.pii import configure_pii_keys, new_pii_key, pii_cipher
+from models.pii import configure_pii_keys, new_pii_key
 from models.policy_store import sync_policy_files
 from models.ratings import Rating
 from models.roles import Role
@@ -49,23 +49,27 @@ async def create_admin(db: Database, username: str, display_name: str, password:
 
 
 async def rotate_pii(db: Database) -> int:
-    """Re-encrypt rater contact columns under the first configured key; returns how many ratings changed."""
-    cipher = pii_cipher()
-    table = Rating.__table__  # raw column values: through the ORM they would come back decrypted
+    """Re-encrypt rater contact columns under the first configured key; returns how many ratings changed.
+
+    Reading through the column type decrypts with any configured key (or passes legacy plaintext);
+    writing back encrypts with the first key.
+    """
+    table = Rating.__table__
     columns = (table.c.rater_name, table.c.rater_phone, table.c.rater_email)
     changed, last_id = 0, 0
     async with db.session() as session:
         while True:
             query = sa.select(table.c.id, *columns).where(table.c.id > last_id).order_by(table.c.id).limit(ROTATE_BATCH)
-            rows = (await session.execute(query)).all()
+            rows = (await (await session.connection()).execute(query)).all()
             if not rows:
                 break
-            for rating_id, *values in rows:
+            for rating_id, name, phone, email in rows:
                 last_id = rating_id
-                if any(values):
-                    name, phone, email = (cipher.rotate(v) if v is not None else None for v in values)
+                if name or phone or email:
                     update = table.update().where(table.c.id == rating_id)
-                    await session.execute(update.values(rater_name=name, rater_phone=phone, rater_email=email))
+                    await (await session.connection()).execute(
+                        update.values(rater_name=name, rater_phone=phone, rater_email=email)
+                    )
                     changed += 1
             await session.commit()
     return changed
