@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -39,6 +40,8 @@ class MailSink:
 
 def start_mail_sink(host: str, port: int, folder: Path | None = None) -> tuple[Controller, MailSink]:
     """Start an SMTP server on host:port in a background thread."""
+    # aiosmtpd logs every envelope (RCPT TO: the rater's address) at INFO: keep addresses out of logs.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     sink = MailSink(folder)
     controller = Controller(sink, hostname=host, port=port)
     controller.start()

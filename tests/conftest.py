@@ -7,6 +7,7 @@ Each test gets an empty, migrated database: a fresh SQLite file, or truncated Po
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import socket
@@ -40,6 +41,8 @@ from models.tables import metadata
 from runtime.mail_sink import MailSink, start_mail_sink
 from runtime.seed import DemoCredentials, seed_demo
 from runtime.temporal import TemporalConnection, ensure_search_attributes
+from tests.pii_scan import find_in_history
+from tests.pii_watch import PII_NEEDLES, WATCH
 from worker import build_worker
 
 if TYPE_CHECKING:
@@ -170,6 +173,11 @@ async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
         search_attributes=search_attributes.ALL,
     )
     yield env
+    # Before the server goes: every history it holds must be free of rater PII.
+    async for execution in env.client.list_workflows():
+        history = await env.client.get_workflow_handle(execution.id, run_id=execution.run_id).fetch_history()
+        for needle in find_in_history(history, PII_NEEDLES):
+            WATCH.sightings.append(f"history of {execution.id}: {needle!r}")
     await env.shutdown()
 
 
@@ -192,7 +200,27 @@ def running_worker(client: Client, settings: Settings, db: Database, **options: 
 
 def api_client(settings: Settings, db: Database, temporal: TemporalConnection) -> httpx.AsyncClient:
     app = create_app(settings, db, temporal)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://testserver",
+        event_hooks={"response": [WATCH.response_hook]},
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Watch every log record of the run for rater PII (tests/pii_watch.py)."""
+    root = logging.getLogger()
+    root.addHandler(WATCH)
+    root.setLevel(min(root.level, logging.INFO))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if WATCH.sightings:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        lines = ["rater PII seen during the test run:", *sorted(set(WATCH.sightings))[:50]]
+        if reporter is not None:
+            reporter.write_line("\n".join(lines), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture
