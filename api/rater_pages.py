@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 from sqlmodel import col, select
 from temporalio.client import WorkflowUpdateFailedError
 
-from api.deps import SessionDep, TemporalDep
+from api.deps import SessionDep, TemporalDep, client_address
 from config import PROJECT_ROOT
+from models.audit import audit
 from models.case_actions import RaterResponseInput
 from models.case_context import load_case_context
 from models.case_types import RATER_ACTOR
@@ -85,6 +86,7 @@ async def rater_response_page(token: str, session: SessionDep) -> HTMLResponse:
 @router.post("/r/{token}", response_class=HTMLResponse, include_in_schema=False)
 async def rater_response_submit(
     token: str,
+    request: Request,
     session: SessionDep,
     temporal: TemporalDep,
     satisfied: Annotated[str, Form(pattern="^(yes|no)$")],
@@ -114,6 +116,17 @@ async def rater_response_submit(
     link.answer_satisfied = answer
     link.answer_comment = comment.strip()
     session.add(link)
+    audit(
+        session,
+        actor="rater",
+        actor_role="rater",
+        action="case.rater_response",
+        target_type="case",
+        target_id=case.id,
+        unit_id=case.unit_id,
+        after={"round": link.round, "satisfied": answer},
+        client=client_address(request),
+    )
     await session.commit()
     thanks = "感谢您的确认！" if answer else "感谢您的反馈，我们会继续督促办理，并将结果再次告知您。"
     return _page(200, "已收到您的确认", thanks)

@@ -25,8 +25,9 @@ from tests.conftest import bad_rating, login
 
 ANONYMOUS, API_KEY = "anonymous", "api_key"
 OWN_STAFF, OTHER_STAFF, SUPERVISOR, REVIEWER, ADMIN = "own_staff", "other_staff", "supervisor", "reviewer", "admin"
-CALLERS = [ANONYMOUS, API_KEY, OWN_STAFF, OTHER_STAFF, SUPERVISOR, REVIEWER, ADMIN]
-USERS = {OWN_STAFF, OTHER_STAFF, SUPERVISOR, REVIEWER, ADMIN}
+OTHER_SUPERVISOR = "other_supervisor"  # supervises 人社局 only: the target case is outside their subtree
+CALLERS = [ANONYMOUS, API_KEY, OWN_STAFF, OTHER_STAFF, SUPERVISOR, OTHER_SUPERVISOR, REVIEWER, ADMIN]
+USERS = {OWN_STAFF, OTHER_STAFF, SUPERVISOR, OTHER_SUPERVISOR, REVIEWER, ADMIN}
 PUBLIC = "public"  # open on purpose; the token or the form is the credential
 
 UNIT_STEP = {OWN_STAFF}
@@ -57,7 +58,7 @@ RULES: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/api/v1/cases/{case_id}/instructions"): {SUPERVISOR},
     ("POST", "/api/v1/cases/{case_id}/appeal-decision"): {REVIEWER},
     ("POST", "/api/v1/cases/{case_id}/rater/reveal"): UNIT_STEP,
-    ("GET", "/api/v1/audit"): {SUPERVISOR, ADMIN},
+    ("GET", "/api/v1/audit"): {SUPERVISOR, OTHER_SUPERVISOR, ADMIN},
     ("GET", "/api/v1/admin/users"): {ADMIN},
     ("POST", "/api/v1/admin/users"): {ADMIN},
     ("PATCH", "/api/v1/admin/users/{user_id}"): {ADMIN},
@@ -89,6 +90,13 @@ PATH_VALUES = {
     "token": "not-a-real-token",
 }
 SOON = "2030-01-01T00:00:00+08:00"
+OTHER_SUPERVISOR_ACCOUNT = {
+    "username": "rsj_supervisor",
+    "display_name": "人社局 督办",
+    "role": "supervisor",
+    "unit_id": 3,
+    "password": "another-long-password",
+}
 
 
 def api_routes(app: FastAPI) -> set[tuple[str, str]]:
@@ -187,6 +195,10 @@ async def test_authorization_matrix(offline_api: httpx.AsyncClient, demo: DemoCr
     for caller, username in ((OWN_STAFF, "scj_staff"), (OTHER_STAFF, "rsj_staff"), (SUPERVISOR, "supervisor"),
                              (REVIEWER, "reviewer"), (ADMIN, "admin")):  # fmt: skip
         headers[caller] = await login(offline_api, username, demo.passwords[username])
+    other_supervisor = {**OTHER_SUPERVISOR_ACCOUNT}
+    made = await offline_api.post("/api/v1/admin/users", json=other_supervisor, headers=headers[ADMIN])
+    assert made.status_code == 201, made.text
+    headers[OTHER_SUPERVISOR] = await login(offline_api, other_supervisor["username"], other_supervisor["password"])
     spare = await offline_api.post(
         "/api/v1/admin/api-keys", json={"name": "备用", "source_system": "spare"}, headers=headers[ADMIN]
     )

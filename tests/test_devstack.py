@@ -12,6 +12,7 @@ import httpx
 
 from config import PROJECT_ROOT
 from tests.conftest import eventually, free_port
+from tests.pii_watch import WATCH
 
 
 class Stack:
@@ -101,6 +102,9 @@ async def test_make_run_tour_stop_and_resume(tmp_path: Path) -> None:
     log = "".join(stack.output)
     for part in ("API stopped", "worker stopped", "Temporal dev server stopped", "SMTP sink stopped"):
         assert part in log
+    # What the processes printed (API access log, worker, SMTP sink) names no rater.
+    WATCH.scan("make run output", log)
+    assert not any(s.startswith("make run output") for s in WATCH.sightings)
 
     # Run it again: same data, the open case is still there and its workflow still takes updates.
     again = Stack(tmp_path)
