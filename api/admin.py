@@ -11,10 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.deps import CurrentAdmin, SessionDep, client_address
+from api.deps import CurrentAdmin, SessionDep, audit_user_action
 from api.errors import api_error
 from api.security import hash_password, new_api_key
-from models.audit import audit
 from models.db import utcnow
 from models.organisation import Region, Unit
 from models.roles import Role
@@ -121,21 +120,6 @@ async def _check_unit_for_role(session: AsyncSession, role: Role, unit_id: int |
         raise api_error(422, "unknown_unit", f"单位 {unit_id} 不存在", field="unit_id")
 
 
-def _audit(
-    session: AsyncSession, admin: User, request: Request, action: str, target: str, target_id: object, **kw: Any
-) -> None:
-    audit(
-        session,
-        actor=f"user:{admin.id}",
-        actor_role=admin.role.value,
-        action=action,
-        target_type=target,
-        target_id=target_id,
-        client=client_address(request),
-        **kw,
-    )
-
-
 @router.get("/users", response_model=list[UserRead])
 async def list_users(session: SessionDep, _admin: CurrentAdmin) -> list[UserRead]:
     """Every staff account."""
@@ -160,7 +144,9 @@ async def create_user(body: UserCreate, request: Request, session: SessionDep, a
     except IntegrityError:
         await session.rollback()
         raise api_error(409, "username_taken", f"用户名 {body.username} 已存在", field="username") from None
-    _audit(session, admin, request, "user.create", "user", user.id, unit_id=user.unit_id, after=_visible_fields(user))
+    audit_user_action(
+        session, request, admin, "user.create", "user", user.id, unit_id=user.unit_id, after=_visible_fields(user)
+    )
     await session.commit()
     return _user_read(user)
 
@@ -188,7 +174,9 @@ async def update_user(
         user.locked_until, user.failed_logins = None, 0
     session.add(user)
     after = {**_visible_fields(user), "password_changed": body.password is not None, "unlocked": body.unlock}
-    _audit(session, admin, request, "user.update", "user", user.id, unit_id=user.unit_id, before=before, after=after)
+    audit_user_action(
+        session, request, admin, "user.update", "user", user.id, unit_id=user.unit_id, before=before, after=after
+    )
     await session.commit()
     return _user_read(user)
 
@@ -218,7 +206,7 @@ async def create_unit(body: UnitCreate, request: Request, session: SessionDep, a
     except IntegrityError:
         await session.rollback()
         raise api_error(409, "unit_exists", f"单位编码 {body.code} 已存在", field="code") from None
-    _audit(session, admin, request, "unit.create", "unit", unit.id, unit_id=unit.id, after=body.model_dump())
+    audit_user_action(session, request, admin, "unit.create", "unit", unit.id, unit_id=unit.id, after=body.model_dump())
     await session.commit()
     return UnitRead.model_validate(unit, from_attributes=True)
 
@@ -239,7 +227,9 @@ async def create_api_key(
     key = ApiKey(name=body.name, source_system=body.source_system, prefix=prefix, key_hash=key_hash)
     session.add(key)
     await session.flush()
-    _audit(session, admin, request, "apikey.create", "api_key", key.id, after={**body.model_dump(), "prefix": prefix})
+    audit_user_action(
+        session, request, admin, "apikey.create", "api_key", key.id, after={**body.model_dump(), "prefix": prefix}
+    )
     await session.commit()
     return ApiKeyCreated(**ApiKeyRead.model_validate(key, from_attributes=True).model_dump(), key=full)
 
@@ -253,6 +243,6 @@ async def revoke_api_key(key_id: int, request: Request, session: SessionDep, adm
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         session.add(key)
-        _audit(session, admin, request, "apikey.revoke", "api_key", key.id, after={"prefix": key.prefix})
+        audit_user_action(session, request, admin, "apikey.revoke", "api_key", key.id, after={"prefix": key.prefix})
         await session.commit()
     return ApiKeyRead.model_validate(key, from_attributes=True)

@@ -10,9 +10,8 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from sqlmodel import col, select
 
-from api.deps import CurrentAdmin, CurrentUser, SessionDep, TemporalDep, client_address
+from api.deps import CurrentAdmin, CurrentUser, SessionDep, TemporalDep, audit_user_action
 from api.errors import api_error
-from models.audit import audit
 from models.calendar import CalendarYear, CalendarYearBody, load_calendar
 from models.case_types import TERMINAL_STAGES
 from models.cases import Case
@@ -74,17 +73,16 @@ async def load_calendar_year(
         raise api_error(422, "bad_dates", str(exc), field="holidays") from None
     existing = await session.get(CalendarYear, year)
     row = existing or CalendarYear(year=year, source=body.source)
-    audit(
+    audit_user_action(
         session,
-        actor=f"user:{admin.id}",
-        actor_role=admin.role.value,
-        action="calendar.load",
-        target_type="calendar",
-        target_id=year,
+        request,
+        admin,
+        "calendar.load",
+        "calendar",
+        year,
         reason=body.source,
         before={"holidays": existing.holidays, "workdays": existing.workdays} if existing else {},
         after=body.model_dump(mode="json"),
-        client=client_address(request),
     )
     row.holidays = sorted(d.isoformat() for d in body.holidays)
     row.workdays = sorted(d.isoformat() for d in body.workdays)

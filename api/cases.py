@@ -24,10 +24,9 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import CurrentUser, SessionDep, TemporalDep, client_address, visible_unit_ids
+from api.deps import CurrentUser, SessionDep, TemporalDep, audit_user_action, visible_unit_ids
 from api.errors import api_error
 from models import case_actions as actions
-from models.audit import audit
 from models.case_types import TERMINAL_STAGES, Actor, CaseSnapshot, DeadlineView, ErrorType, Stage, Verdict
 from models.cases import Case, CaseDetail, CaseEvent, CaseEventRead, CasePage, CaseSummary, RaterAnswerView, RaterView
 from models.organisation import Unit, unit_subtree_ids
@@ -364,17 +363,16 @@ def _endpoint(action: CaseAction) -> Callable[..., Awaitable[CaseSnapshot]]:
         actor = Actor(user_id=user.id, role=user.role, unit_id=user.unit_id)
         inp = action.workflow_input(actor=actor, **body.model_dump())
         snapshot = await _act(session, temporal, user, case_id, action.update, inp, idempotency_key)
-        audit(
+        audit_user_action(
             session,
-            actor=actor.label,
-            actor_role=user.role.value,
-            action=f"case.{action.path}",
-            target_type="case",
-            target_id=case_id,
+            request,
+            user,
+            f"case.{action.path}",
+            "case",
+            case_id,
             unit_id=case.unit_id,
             before={"stage": case.stage.value, "unit_id": case.unit_id},
             after={**body.model_dump(mode="json"), "stage": snapshot.stage.value, "unit_id": snapshot.unit_id},
-            client=client_address(request),
         )
         await session.commit()
         return snapshot

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.security import api_key_matches, api_key_prefix, decode_access_token
 from config import Settings
+from models.audit import audit
 from models.db import Database
 from models.organisation import unit_subtree_ids
 from models.users import ApiKey, Role, User
@@ -151,3 +152,25 @@ CurrentAdmin = Annotated[User, Depends(current_admin)]
 def client_address(request: Request) -> str:
     """The caller's address for audit and rate limits (behind a proxy, uvicorn --proxy-headers sets it)."""
     return request.client.host if request.client else ""
+
+
+def audit_user_action(
+    session: AsyncSession,
+    request: Request,
+    user: User,
+    action: str,
+    target_type: str,
+    target_id: object,
+    **details: Any,
+) -> None:
+    """Stage an audit record of something a logged-in user did (commits with the change itself)."""
+    audit(
+        session,
+        actor=f"user:{user.id}",
+        actor_role=user.role.value,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        client=client_address(request),
+        **details,
+    )

@@ -8,9 +8,8 @@ from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
-from api.deps import CurrentAdmin, CurrentUser, SessionDep, client_address
+from api.deps import CurrentAdmin, CurrentUser, SessionDep, audit_user_action
 from api.errors import api_error
-from models.audit import audit
 from models.organisation import Region
 from models.policy import PolicyProfile
 from models.policy_store import PolicyVersion, add_policy_version, latest_policy
@@ -94,17 +93,16 @@ async def edit_policy(
         raise api_error(422, "code_mismatch", f"profile.code 须与路径中的 {code} 一致", field="profile.code")
     previous = await latest_policy(session, code)
     row = await add_policy_version(session, body.profile, admin.id, body.note)
-    audit(
+    audit_user_action(
         session,
-        actor=f"user:{admin.id}",
-        actor_role=admin.role.value,
-        action="policy.edit",
-        target_type="policy",
-        target_id=f"{code}@v{row.version}",
+        request,
+        admin,
+        "policy.edit",
+        "policy",
+        f"{code}@v{row.version}",
         reason=body.note,
         before=previous.profile.model_dump(mode="json") if previous else {},
         after=body.profile.model_dump(mode="json"),
-        client=client_address(request),
     )
     await session.commit()
     return _read(row)
@@ -120,16 +118,15 @@ async def set_region_policy(
         raise api_error(404, "unknown_region", f"区划 {region_code} 不存在")
     if await latest_policy(session, body.policy_code) is None:
         raise api_error(422, "unknown_policy", f"政策配置 {body.policy_code} 不存在", field="policy_code")
-    audit(
+    audit_user_action(
         session,
-        actor=f"user:{admin.id}",
-        actor_role=admin.role.value,
-        action="region.policy",
-        target_type="region",
-        target_id=region_code,
+        request,
+        admin,
+        "region.policy",
+        "region",
+        region_code,
         before={"policy_code": region.policy_code},
         after={"policy_code": body.policy_code},
-        client=client_address(request),
     )
     region.policy_code = body.policy_code
     session.add(region)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from api.deps import CurrentUser, SessionDep, client_address
+from api.deps import CurrentUser, SessionDep, audit_user_action
 from api.errors import api_error
-from models.audit import audit
 from models.case_context import load_case_context
 from models.roles import Role
 
@@ -38,17 +37,16 @@ async def reveal_rater(
         raise api_error(404, "not_found", f"工单 {case_id} 不存在或无权查看")
     rating = ctx.rating
     shown = [field for field in ("name", "phone", "email") if getattr(rating, f"rater_{field}")]
-    audit(
+    audit_user_action(
         session,
-        actor=f"user:{user.id}",
-        actor_role=user.role.value,
-        action="pii.reveal",
-        target_type="rating",
-        target_id=rating.id,
+        request,
+        user,
+        "pii.reveal",
+        "rating",
+        rating.id,
         unit_id=ctx.case.unit_id,
         reason=body.reason,
         after={"case_id": case_id, "fields": shown},
-        client=client_address(request),
     )
     await session.commit()
     return RaterContactRead(name=rating.rater_name, phone=rating.rater_phone, email=rating.rater_email)

@@ -60,6 +60,18 @@ async def test_appeal_through_http(
         rating = (await api.get(f"/api/v1/ratings/{case_id}", headers={"X-API-Key": demo.api_key})).json()
         assert rating["is_bad"] is True
 
+        # Every decision is in the audit log, with who took it and the stage it led to; refusals are not.
+        admin = await login(api, "admin", demo.passwords["admin"])
+        log = (await api.get("/api/v1/audit", params={"target_type": "case"}, headers=admin)).json()
+        trail = [(i["action"], i["actor"], i["after"]["stage"]) for i in reversed(log["items"])]
+        assert trail == [
+            ("case.accept", "user:4", "verification"),
+            ("case.callbacks", "user:4", "verification"),
+            ("case.verification", "user:4", "appeal_filing"),
+            ("case.appeal", "user:4", "appeal_review"),
+            ("case.appeal-decision", "user:3", "not_adopted"),
+        ]
+
 
 async def test_supervisor_and_ledger_through_http(
     dev_server: WorkflowEnvironment, settings: Settings, db: Database, demo: DemoCredentials
