@@ -85,20 +85,45 @@ async def sync_policy_files(session: AsyncSession) -> list[str]:
     return added
 
 
+# Versions never change once written, so a parsed version is kept for the life of the process, keyed
+# with its creation time so a database that was reset (tests) cannot be served a stale parse. Rating
+# intake then costs one small query instead of loading and validating a whole profile.
+_parsed_versions: dict[tuple[str, int, datetime], PinnedPolicy] = {}
+
+
 async def latest_policy(session: AsyncSession, code: str) -> PinnedPolicy | None:
-    row = (
-        await session.exec(
-            select(PolicyVersion).where(PolicyVersion.code == code).order_by(col(PolicyVersion.version).desc()).limit(1)
-        )
-    ).first()
-    return _pinned(row) if row else None
+    """The newest version of a profile."""
+    return await _cached(
+        session, select(PolicyVersion.version, PolicyVersion.created_at).where(PolicyVersion.code == code)
+        .order_by(col(PolicyVersion.version).desc()).limit(1), code
+    )  # fmt: skip
 
 
 async def policy_version(session: AsyncSession, code: str, version: int) -> PinnedPolicy | None:
-    row = (
-        await session.exec(select(PolicyVersion).where(PolicyVersion.code == code, PolicyVersion.version == version))
-    ).first()
-    return _pinned(row) if row else None
+    """One version of a profile."""
+    return await _cached(
+        session,
+        select(PolicyVersion.version, PolicyVersion.created_at).where(
+            PolicyVersion.code == code, PolicyVersion.version == version
+        ),
+        code,
+    )
+
+
+async def _cached(session: AsyncSession, key_query: Any, code: str) -> PinnedPolicy | None:
+    found = (await session.exec(key_query)).first()
+    if found is None:
+        return None
+    version, created_at = found
+    key = (code, version, created_at)
+    if key not in _parsed_versions:
+        row = (
+            await session.exec(
+                select(PolicyVersion).where(PolicyVersion.code == code, PolicyVersion.version == version)
+            )
+        ).one()
+        _parsed_versions[key] = _pinned(row)
+    return _parsed_versions[key]
 
 
 async def add_policy_version(
