@@ -7,7 +7,7 @@ wrong stages) with random waits between them, then drives the case to its end. I
   - every deadline that went overdue was escalated (a notice was sent for rung 1);
   - a refused action leaves no trace: timeline event numbers are contiguous;
   - the case row in the database agrees with the workflow's final state.
-The seed is printed on failure; rerun one with HCP_RANDOM_SEED=<seed>.
+The seed is printed on failure; rerun one with HCP_RANDOM_SEED=<seed>. With CI set, the seed is fixed.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from workflows.case import CaseWorkflow
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 EPISODES = 6
+CI_SEED = 20261121
 STEPS = 30
 PEOPLE = [SCJ_STAFF, RSJ_STAFF, SUPERVISOR, REVIEWER, RATER_ACTOR]
 REFUSALS = {ErrorType.WRONG_STAGE, ErrorType.NOT_ALLOWED, ErrorType.INVALID_INPUT}
@@ -146,7 +147,9 @@ async def test_random_action_sequences_keep_the_invariants(
     settings: Settings,
     worker: None,
 ) -> None:
-    base_seed = int(os.environ.get("HCP_RANDOM_SEED", random.SystemRandom().randrange(1_000_000)))
+    # CI runs one fixed seed so a red build can be replayed exactly; local runs explore new seeds.
+    default = CI_SEED if os.environ.get("CI") else random.SystemRandom().randrange(1_000_000)
+    base_seed = int(os.environ.get("HCP_RANDOM_SEED", default))
     records = ["DEMO-0001", "DEMO-0002", "DEMO-0004", "DEMO-0005", "DEMO-0007", "DEMO-0008"]
     for episode in range(EPISODES):
         seed = base_seed + episode
