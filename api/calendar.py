@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import date
+from datetime import date, timedelta
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
@@ -43,8 +43,8 @@ async def get_calendar_year(year: int, session: SessionDep, _user: CurrentUser) 
             year=year, source=row.source, holidays=row.holidays, workdays=row.workdays, official=True
         )
     calendar = await load_calendar(session)
-    days = [date(year, 1, 1).fromordinal(date(year, 1, 1).toordinal() + i) for i in range(366)]
-    days = [d for d in days if d.year == year]
+    first = date(year, 1, 1)
+    days = [first + timedelta(days=i) for i in range((date(year + 1, 1, 1) - first).days)]
     answers = {d: calendar.is_workday(d) for d in days}
     return CalendarYearRead(
         year=year,

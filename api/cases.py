@@ -26,6 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import CurrentUser, SessionDep, TemporalDep, audit_user_action, visible_unit_ids
 from api.errors import api_error
+from api.idempotency import check_key
 from models import case_actions as actions
 from models.case_types import TERMINAL_STAGES, Actor, CaseSnapshot, DeadlineView, ErrorType, Stage, Verdict
 from models.cases import Case, CaseDetail, CaseEvent, CaseEventRead, CasePage, CaseSummary, RaterAnswerView, RaterView
@@ -357,6 +358,7 @@ def _endpoint(action: CaseAction) -> Callable[..., Awaitable[CaseSnapshot]]:
             str | None, Header(alias="Idempotency-Key", description="A retried click with the same key acts once")
         ] = None,
     ) -> CaseSnapshot:
+        check_key(idempotency_key)
         case = (await _visible_case_row(session, user, case_id))[0]
         await action.allowed(session, user, case, body)
         assert user.id is not None

@@ -13,7 +13,6 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from models.deadlines import DueDate
 from models.policy import DeadlineName, PinnedPolicy
 from models.roles import Role
 
@@ -185,6 +184,3 @@ def workflow_id_for_rating(rating_id: int, prefix: str = "") -> str:
     The prefix (settings.workflow_id_prefix) keeps deployments that share a Temporal namespace apart.
     """
     return f"{prefix}case-rating-{rating_id}"
-
-
-__all__ = ["DueDate"]

@@ -12,14 +12,15 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from config import Settings
-from models.case_types import Actor, CaseSnapshot, Stage, workflow_id_for_rating
+from models.case_actions import AcceptInput, CallbackInput, FeedbackInput, RectificationInput, VerificationInput
+from models.case_types import Actor, CaseSnapshot, Stage, Verdict, workflow_id_for_rating
 from models.cases import CaseEvent
 from models.db import Database
 from models.organisation import Region
 from models.roles import Role
 from runtime.relay import OutboxRelay
 from runtime.seed import DemoCredentials
-from tests.conftest import bad_rating, case_events
+from tests.conftest import bad_rating, case_events, eventually
 from workflows.case import CaseWorkflow
 
 # The demo dataset's people: unit 1 is the management office above units 2 (市场监管局) and 3 (人社局).
@@ -93,3 +94,19 @@ class CaseDriver:
 
     async def round_is(self, round_: int) -> bool:
         return (await self.state()).round == round_
+
+
+async def through_verification(case: CaseDriver, verdict: Verdict = Verdict.VALID, accepted: bool = False) -> None:
+    """The unit accepts (unless already done), calls back and gives its verdict."""
+    if not accepted:
+        await case.do(CaseWorkflow.accept, AcceptInput(actor=SCJ_STAFF))
+    await case.do(CaseWorkflow.log_callback, CallbackInput(actor=SCJ_STAFF, reached=True, note="已致电"))
+    await case.do(CaseWorkflow.verify, VerificationInput(actor=SCJ_STAFF, verdict=verdict, findings="核实情况"))
+
+
+async def to_rater_response(case: CaseDriver, accepted: bool = False) -> None:
+    """Through verification, rectification and feedback, until the case waits for the rater."""
+    await through_verification(case, accepted=accepted)
+    await case.do(CaseWorkflow.rectify, RectificationInput(actor=SCJ_STAFF, measures="增开窗口"))
+    await case.do(CaseWorkflow.give_feedback, FeedbackInput(actor=SCJ_STAFF, message="已增开窗口"))
+    await eventually(lambda: case.stage_is(Stage.RATER_RESPONSE))

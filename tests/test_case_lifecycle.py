@@ -39,24 +39,19 @@ from models.ratings import Rating
 from models.search_attributes import CASE_ESCALATION_RUNG, CASE_OVERDUE, CASE_STAGE
 from runtime.mail_sink import MailSink, message_text
 from runtime.seed import DemoCredentials
-from tests.case_driver import REVIEWER, RSJ_STAFF, SCJ_STAFF, SUPERVISOR, CaseDriver
+from tests.case_driver import (
+    REVIEWER,
+    RSJ_STAFF,
+    SCJ_STAFF,
+    SUPERVISOR,
+    CaseDriver,
+    through_verification,
+    to_rater_response,
+)
 from tests.conftest import World, case_row, eventually, running_worker
 from workflows.case import CaseWorkflow
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-
-
-async def through_verification(case: CaseDriver, verdict: Verdict = Verdict.VALID) -> None:
-    await case.do(CaseWorkflow.accept, AcceptInput(actor=SCJ_STAFF))
-    await case.do(CaseWorkflow.log_callback, CallbackInput(actor=SCJ_STAFF, reached=True, note="已致电"))
-    await case.do(CaseWorkflow.verify, VerificationInput(actor=SCJ_STAFF, verdict=verdict, findings="核实情况"))
-
-
-async def to_rater_response(case: CaseDriver) -> None:
-    await through_verification(case)
-    await case.do(CaseWorkflow.rectify, RectificationInput(actor=SCJ_STAFF, measures="增开窗口"))
-    await case.do(CaseWorkflow.give_feedback, FeedbackInput(actor=SCJ_STAFF, message="已增开窗口"))
-    await eventually(lambda: case.stage_is(Stage.RATER_RESPONSE))
 
 
 # ---- deadlines, reminders, escalation ------------------------------------------------------------

@@ -28,18 +28,24 @@ from models.case_actions import (
     CallbackInput,
     ExtensionDecisionInput,
     ExtensionRequestInput,
-    FeedbackInput,
     LedgerInput,
     RaterResponseInput,
     ReassignInput,
     RectificationInput,
     VerificationInput,
 )
-from models.case_types import RATER_ACTOR, Stage, Verdict
+from models.case_types import RATER_ACTOR, Verdict
 from models.policy import DeadlineName
-from tests.case_driver import REVIEWER, RSJ_STAFF, SCJ_STAFF, SUPERVISOR, CaseDriver
+from tests.case_driver import (
+    REVIEWER,
+    RSJ_STAFF,
+    SCJ_STAFF,
+    SUPERVISOR,
+    CaseDriver,
+    through_verification,
+    to_rater_response,
+)
 from tests.conftest import World, eventually
-from tests.test_case_lifecycle import through_verification, to_rater_response
 from workflows.case import CaseWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -57,17 +63,9 @@ async def _overdue_escalated(world: World) -> CaseDriver:
     case = await world.open()
     await case.do(CaseWorkflow.accept, AcceptInput(actor=SCJ_STAFF))
     await world.sleep(timedelta(days=14))
-    await _to_rater_response_after_accept(case)
+    await to_rater_response(case, accepted=True)
     await case.do(CaseWorkflow.rater_respond, RaterResponseInput(actor=RATER_ACTOR, satisfied=True))
     return case
-
-
-async def _to_rater_response_after_accept(case: CaseDriver) -> None:
-    await case.do(CaseWorkflow.log_callback, CallbackInput(actor=SCJ_STAFF, reached=True, note="迟到的回访"))
-    await case.do(CaseWorkflow.verify, VerificationInput(actor=SCJ_STAFF, verdict=Verdict.VALID, findings="属实"))
-    await case.do(CaseWorkflow.rectify, RectificationInput(actor=SCJ_STAFF, measures="整改"))
-    await case.do(CaseWorkflow.give_feedback, FeedbackInput(actor=SCJ_STAFF, message="已整改"))
-    await eventually(lambda: case.stage_is(Stage.RATER_RESPONSE))
 
 
 async def _appeal_upheld(world: World) -> CaseDriver:

@@ -61,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
         RecordEventInput,
     )
     from models.case_types import (
+        DEADLINE_LABELS_ZH,
         REASSIGNABLE_STAGES,
         STAGE_LABELS_ZH,
         SYSTEM_ACTOR,
@@ -340,7 +341,7 @@ class CaseWorkflow:
     def _running_clock(self, name: DeadlineName) -> Clock:
         clock = self._clocks.get(name)
         if clock is None:
-            raise _reject(f"「{name.value}」时限当前未在计时", ErrorType.INVALID_INPUT)
+            raise _reject(f"「{DEADLINE_LABELS_ZH[name]}」时限当前未在计时，不能延期", ErrorType.INVALID_INPUT)
         return clock
 
     # ---- human steps: the responsible unit ---------------------------------------------------
