@@ -1,0 +1,45 @@
+"""Reusable path, query and header parameter types with the bounds the database can actually hold.
+
+Ids are INTEGER columns on PostgreSQL: an id past 2**31-1 would reach the database and fail there as a
+500 (or, past 2**63-1, as an overflow in the driver), so it is refused here as a 422 naming the
+parameter. The same goes for offsets the database would refuse and years the calendar does not cover.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Header, Path, Query
+
+from api.idempotency import MAX_KEY_LENGTH
+
+MAX_ID = 2_147_483_647
+# Past this no page is useful, and PostgreSQL's OFFSET is a BIGINT: keep far below it.
+MAX_OFFSET = 1_000_000
+MIN_YEAR, MAX_YEAR = 2000, 2100
+MAX_QUERY_TEXT = 200
+
+
+def limit_query(maximum: int, description: str = "page size") -> Any:
+    """A page-size query parameter of 1..maximum (routes differ in how much one page may hold)."""
+    return Annotated[int, Query(ge=1, le=maximum, description=description)]
+
+
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="A database id (1–2147483647)")]
+IdQuery = Annotated[int, Query(ge=1, le=MAX_ID, description="A database id (1–2147483647)")]
+OptionalIdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID, description="A database id (1–2147483647)")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description=f"rows to skip (0–{MAX_OFFSET})")]
+Limit = limit_query(200)
+Year = Annotated[int, Path(ge=MIN_YEAR, le=MAX_YEAR, description=f"{MIN_YEAR}–{MAX_YEAR}")]
+Version = Annotated[int | None, Query(ge=1, le=MAX_ID, description="a version number; omitted: the latest")]
+CodePath = Annotated[str, Path(min_length=1, max_length=64, description="a code, e.g. default or 330100")]
+QueryText = Annotated[str | None, Query(min_length=1, max_length=MAX_QUERY_TEXT)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=MAX_KEY_LENGTH,
+        description="Retry-safe key: a repeat with the same key and body acts once and returns the first response",
+    ),
+]
