@@ -11,7 +11,7 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.security import api_key_matches, api_key_prefix, decode_access_token
+from api.security import api_key_matches, api_key_prefix, credential_matches, decode_access_claims
 from config import Settings
 from models.audit import audit
 from models.db import Database
@@ -53,11 +53,15 @@ _UNAUTHENTICATED = HTTPException(
 async def _user_from_token(token: str | None, session: AsyncSession, settings: Settings) -> User | None:
     if not token:
         return None
-    user_id = decode_access_token(token, settings.signing_key())
-    if user_id is None:
+    signing_key = settings.signing_key()
+    claims = decode_access_claims(token, signing_key)
+    if claims is None:
         return None
-    user = await session.get(User, user_id)
-    return user if user is not None and user.active else None
+    user = await session.get(User, claims.user_id)
+    if user is None or not user.active:
+        return None
+    # A token issued before the password last changed no longer matches: a reset logs out everywhere.
+    return user if credential_matches(claims, user.password_hash, signing_key) else None
 
 
 async def current_user(
