@@ -2,12 +2,17 @@
 
 The rating, its case row and an outbox entry are written in one transaction. A bad rating's
 workflow is then started at once; if Temporal does not answer within a couple of seconds the
-rating is still accepted and the worker's outbox relay starts the case later.
+rating is still accepted and the worker's outbox relay starts the case later. Once that transaction
+has committed the answer is 201 whatever happens next: the rating exists, and the relay covers the rest.
+
+With an Idempotency-Key the key is claimed first, in the same transaction, so concurrent retries of one
+rating write it once and all get the first answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Annotated
 
@@ -28,7 +33,8 @@ from api.deps import (
     visible_unit_ids,
 )
 from api.errors import api_error
-from api.idempotency import check_key, fingerprint, remember, replay
+from api.idempotency import check_key, claim, fingerprint, replay, settle
+from api.params import IdPath
 from config import Settings
 from models.case_types import CaseWorkflowInput, workflow_id_for_rating
 from models.cases import Case
@@ -74,6 +80,12 @@ async def submit_rating(
         raise api_error(422, "no_staff_to_rate", "该办件没有经办工作人员，只能评价事项", field="target")
 
     pinned = await policy_for_unit(session, record.unit_id)
+    claimed = None
+    if idempotency_key is not None:
+        # Before any other write: a lost claim rolls the session back and answers as the winner did.
+        claimed = await claim(session, scope, idempotency_key, request_hash)
+        if isinstance(claimed, JSONResponse):
+            return claimed
     rating = Rating(
         record_id=record.id,
         level=body.level,
@@ -136,19 +148,22 @@ async def submit_rating(
         rating_id=rating.id, is_bad=rating.is_bad, case_id=workflow_input.case_id if workflow_input else None
     )
     content = accepted.model_dump(mode="json")
-    if idempotency_key is not None:
-        remember(session, scope, idempotency_key, request_hash, status.HTTP_201_CREATED, content)
-    try:
-        await session.commit()
-    except IntegrityError:
-        # Two concurrent requests with the same key: the other one won; answer as it did.
-        await session.rollback()
-        if (replayed := await replay(session, scope, idempotency_key, request_hash)) is not None:
-            return replayed
-        raise
+    if claimed is not None:
+        settle(session, claimed, status.HTTP_201_CREATED, content)
+    await session.commit()
 
     if workflow_input is not None:
-        await _start_case_now(session, temporal, settings, workflow_id, workflow_input, outbox.id)
+        try:
+            await _start_case_now(session, temporal, settings, workflow_id, workflow_input, outbox.id)
+        except Exception as exc:  # noqa: BLE001 - committed: the rating stands and the relay starts the case
+            log.warning(
+                "rating %s accepted; fast start of case %s failed after commit (%s), left to the outbox relay",
+                accepted.rating_id,
+                workflow_input.case_id,
+                type(exc).__name__,
+            )
+            with contextlib.suppress(Exception):
+                await session.rollback()
     return JSONResponse(status_code=status.HTTP_201_CREATED, content=content)
 
 
@@ -170,6 +185,11 @@ async def _start_case_now(
     except Exception as exc:  # noqa: BLE001 - Temporal down or slow: the relay takes over
         log.warning("case %s left to the outbox relay: %s", workflow_input.case_id, type(exc).__name__)
         return
+    await _mark_dispatched(session, outbox_id)
+
+
+async def _mark_dispatched(session: AsyncSession, outbox_id: int | None) -> None:
+    """Spare the relay a start that has happened (were this lost, the relay's start is a harmless repeat)."""
     await session.exec(
         update(OutboxEntry).where(OutboxEntry.id == outbox_id).values(dispatched_at=utcnow(), attempts=1)
     )  # type: ignore[call-overload]
@@ -181,7 +201,7 @@ def _target_zh(target: RatingTarget) -> str:
 
 
 @router.get("/{rating_id}", response_model=RatingRead)
-async def get_rating(rating_id: int, session: SessionDep, caller: CurrentCaller) -> RatingRead:
+async def get_rating(rating_id: IdPath, session: SessionDep, caller: CurrentCaller) -> RatingRead:
     """One rating, rater contact masked. Business systems see their own; staff see their units'."""
     rating = await session.get(Rating, rating_id)
     record = await session.get(ServiceRecord, rating.record_id) if rating else None
