@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     public_rate_limit_per_minute: int = Field(
         default=60, ge=1, description="Requests per client per minute on public routes (login, rater pages)"
     )
+    request_body_max_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest request body accepted; a larger one is refused with 413"
+    )
 
     outbox_relay_interval_seconds: float = 2.0
 

@@ -5,11 +5,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from api import admin, audit, auth, calendar, cases, policies, rater_pages, rater_privacy, ratings, service_records
+from api.docs import install_docs
+from api.handlers import install_exception_handlers
+from api.middleware import (
+    AccessLogMiddleware,
+    BodyLimitMiddleware,
+    NulGuardMiddleware,
+    RequestIdMiddleware,
+    SecurityHeadersMiddleware,
+    UnexpectedErrorMiddleware,
+)
+from api.openapi import install_openapi
 from api.rate_limit import PublicRateLimiter
 from config import Settings, get_settings
 from models.db import Database
@@ -38,23 +47,25 @@ def create_app(
         description="Rating intake, bad-review cases (差评工单) and the unit's handling steps.",
         version="0.1.0",
         lifespan=lifespan,
+        # /docs is served from the swagger-ui-bundle package (api/docs.py), never from a CDN.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.settings = settings
     app.state.db = db
     app.state.temporal = temporal
+    # Added innermost first: a request meets the request id first and the rate limiter last.
     app.middleware("http")(PublicRateLimiter(settings.public_rate_limit_per_minute))
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        # Name each bad field plainly, and never echo the submitted value (it may be a phone number).
-        errors = [
-            {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "message": err["msg"], "type": err["type"]}
-            for err in exc.errors()
-        ]
-        return JSONResponse(
-            status_code=422,
-            content={"detail": {"code": "invalid_request", "message": "请求内容有误", "errors": errors}},
-        )
+    app.add_middleware(NulGuardMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.request_body_max_bytes)
+    app.add_middleware(UnexpectedErrorMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(RequestIdMiddleware)
+    install_exception_handlers(app)
+    install_openapi(app)
+    install_docs(app)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
