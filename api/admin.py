@@ -12,10 +12,12 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.deps import CurrentAdmin, SessionDep, audit_user_action
-from api.errors import api_error
+from api.errors import api_error, error_responses
+from api.params import MAX_ID, IdPath
 from api.security import hash_password, new_api_key
 from models.db import utcnow
 from models.organisation import Region, Unit
+from models.request_body import RequestBody
 from models.roles import Role
 from models.users import ApiKey, User
 
@@ -35,22 +37,26 @@ class UserRead(BaseModel):
     locked_until: datetime | None
 
 
-class UserCreate(BaseModel):
+class UserCreate(RequestBody):
     username: str = Field(pattern=r"^[a-zA-Z0-9_.-]{3,64}$")
     display_name: str = Field(min_length=1, max_length=100)
     email: EmailStr | None = None
     role: Role
-    unit_id: int | None = None
+    unit_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     password: str = _PASSWORD
 
 
-class UserUpdate(BaseModel):
-    display_name: str | None = Field(default=None, min_length=1, max_length=100)
+class UserUpdate(RequestBody):
+    """Only the fields sent change. ``email`` and ``unit_id`` may be null (cleared); the others may not."""
+
+    # Typed without None on purpose: an explicit null is refused with a 422 naming the field,
+    # and the schema says so; a default is never validated, so leaving a field out still works.
+    display_name: str = Field(default=None, min_length=1, max_length=100)
     email: EmailStr | None = None
-    role: Role | None = None
-    unit_id: int | None = None
-    active: bool | None = None
-    password: str | None = Field(default=None, min_length=12, max_length=200, description="A new password")
+    role: Role = Field(default=None)
+    unit_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    active: bool = Field(default=None)
+    password: str = Field(default=None, min_length=12, max_length=200, description="A new password")
     unlock: bool = False
 
 
@@ -62,7 +68,7 @@ class UnitRead(BaseModel):
     parent_id: int | None
 
 
-class UnitCreate(BaseModel):
+class UnitCreate(RequestBody):
     code: str = Field(pattern=r"^[A-Za-z0-9_-]{2,64}$")
     name: str = Field(min_length=1, max_length=200)
     region_code: str
@@ -78,7 +84,7 @@ class ApiKeyRead(BaseModel):
     revoked_at: datetime | None
 
 
-class ApiKeyCreate(BaseModel):
+class ApiKeyCreate(RequestBody):
     name: str = Field(min_length=1, max_length=100)
     source_system: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,63}$")
 
@@ -126,7 +132,7 @@ async def list_users(session: SessionDep, _admin: CurrentAdmin) -> list[UserRead
     return [_user_read(u) for u in (await session.exec(select(User).order_by(col(User.id)))).all()]
 
 
-@router.post("/users", response_model=UserRead, status_code=status.HTTP_201_CREATED)
+@router.post("/users", response_model=UserRead, status_code=status.HTTP_201_CREATED, responses=error_responses(409))
 async def create_user(body: UserCreate, request: Request, session: SessionDep, admin: CurrentAdmin) -> UserRead:
     """Create a staff account with a role and a unit scope."""
     await _check_unit_for_role(session, body.role, body.unit_id)
@@ -153,7 +159,7 @@ async def create_user(body: UserCreate, request: Request, session: SessionDep, a
 
 @router.patch("/users/{user_id}", response_model=UserRead)
 async def update_user(
-    user_id: int, body: UserUpdate, request: Request, session: SessionDep, admin: CurrentAdmin
+    user_id: IdPath, body: UserUpdate, request: Request, session: SessionDep, admin: CurrentAdmin
 ) -> UserRead:
     """Change a user's role, unit, contact or state; reset a password; lift a login lock."""
     user = await session.get(User, user_id)
@@ -188,7 +194,7 @@ async def list_units(session: SessionDep, _admin: CurrentAdmin) -> list[UnitRead
     return [UnitRead.model_validate(u, from_attributes=True) for u in rows]
 
 
-@router.post("/units", response_model=UnitRead, status_code=status.HTTP_201_CREATED)
+@router.post("/units", response_model=UnitRead, status_code=status.HTTP_201_CREATED, responses=error_responses(409))
 async def create_unit(body: UnitCreate, request: Request, session: SessionDep, admin: CurrentAdmin) -> UnitRead:
     """Add a unit under a supervising unit (or a new top-level office)."""
     region = (await session.exec(select(Region).where(Region.code == body.region_code))).first()
@@ -235,7 +241,7 @@ async def create_api_key(
 
 
 @router.delete("/api-keys/{key_id}", response_model=ApiKeyRead)
-async def revoke_api_key(key_id: int, request: Request, session: SessionDep, admin: CurrentAdmin) -> ApiKeyRead:
+async def revoke_api_key(key_id: IdPath, request: Request, session: SessionDep, admin: CurrentAdmin) -> ApiKeyRead:
     """Revoke a key: it stops working at once."""
     key = await session.get(ApiKey, key_id)
     if key is None:

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy import func
 from sqlmodel import col, select
 
 from api.deps import CurrentUser, SessionDep, visible_unit_ids
-from api.errors import api_error
+from api.errors import api_error, error_responses
+from api.params import Offset, QueryText, limit_query
 from models.audit import AuditEvent, AuditEventRead
 from models.roles import Role
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+AuditLimit = limit_query(500)
 
 
 class AuditPage(BaseModel):
@@ -25,17 +26,17 @@ class AuditPage(BaseModel):
     offset: int
 
 
-@router.get("", response_model=AuditPage)
+@router.get("", response_model=AuditPage, responses=error_responses(403))
 async def list_audit_events(
     session: SessionDep,
     user: CurrentUser,
-    action: str | None = None,
-    target_type: str | None = None,
-    target_id: str | None = None,
-    actor: str | None = None,
+    action: QueryText = None,
+    target_type: QueryText = None,
+    target_id: QueryText = None,
+    actor: QueryText = None,
     since: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: AuditLimit = 100,
+    offset: Offset = 0,
 ) -> AuditPage:
     """Audit records, newest first. Supervisors see records about their subtree's units only."""
     if user.role not in (Role.ADMIN, Role.SUPERVISOR):

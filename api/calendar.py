@@ -12,6 +12,7 @@ from sqlmodel import col, select
 
 from api.deps import CurrentAdmin, CurrentUser, SessionDep, TemporalDep, audit_user_action
 from api.errors import api_error
+from api.params import Year
 from models.calendar import CalendarYear, CalendarYearBody, load_calendar
 from models.case_types import TERMINAL_STAGES
 from models.cases import Case
@@ -35,7 +36,7 @@ class CalendarLoadResult(CalendarYearRead):
 
 
 @router.get("/{year}", response_model=CalendarYearRead)
-async def get_calendar_year(year: int, session: SessionDep, _user: CurrentUser) -> CalendarYearRead:
+async def get_calendar_year(year: Year, session: SessionDep, _user: CurrentUser) -> CalendarYearRead:
     """The holidays and 调休 workdays in force for a year, and whether they are official."""
     row = await session.get(CalendarYear, year)
     if row is not None:
@@ -57,7 +58,7 @@ async def get_calendar_year(year: int, session: SessionDep, _user: CurrentUser) 
 
 @router.put("/{year}", response_model=CalendarLoadResult)
 async def load_calendar_year(
-    year: int,
+    year: Year,
     body: CalendarYearBody,
     request: Request,
     session: SessionDep,
@@ -65,8 +66,6 @@ async def load_calendar_year(
     admin: CurrentAdmin,
 ) -> CalendarLoadResult:
     """Load or correct a year, then recompute every open case's provisional deadlines."""
-    if not 2000 <= year <= 2100:
-        raise api_error(422, "bad_year", "年份须在 2000–2100 之间", field="year")
     try:
         body.check_year(year)
     except ValueError as exc:

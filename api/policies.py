@@ -10,9 +10,11 @@ from sqlmodel import col, select
 
 from api.deps import CurrentAdmin, CurrentUser, SessionDep, audit_user_action
 from api.errors import api_error
+from api.params import CodePath, Version
 from models.organisation import Region
 from models.policy import PolicyProfile
 from models.policy_store import PolicyVersion, add_policy_version, latest_policy
+from models.request_body import RequestBody
 
 router = APIRouter(prefix="/api/v1", tags=["policy"])
 
@@ -27,13 +29,13 @@ class PolicyVersionRead(BaseModel):
     profile: PolicyProfile
 
 
-class PolicyEdit(BaseModel):
+class PolicyEdit(RequestBody):
     profile: PolicyProfile
     note: str = Field(min_length=1, max_length=500, description="Why it changed (shown in the version list)")
 
 
-class RegionPolicy(BaseModel):
-    policy_code: str
+class RegionPolicy(RequestBody):
+    policy_code: str = Field(min_length=1, max_length=32)
 
 
 def _read(row: PolicyVersion) -> PolicyVersionRead:
@@ -59,7 +61,7 @@ async def list_policies(session: SessionDep, _user: CurrentUser) -> list[PolicyV
 
 
 @router.get("/policies/{code}/versions", response_model=list[PolicyVersionRead])
-async def list_policy_versions(code: str, session: SessionDep, _user: CurrentUser) -> list[PolicyVersionRead]:
+async def list_policy_versions(code: CodePath, session: SessionDep, _user: CurrentUser) -> list[PolicyVersionRead]:
     """Every version of one profile, oldest first."""
     rows = (
         await session.exec(select(PolicyVersion).where(PolicyVersion.code == code).order_by(col(PolicyVersion.version)))
@@ -71,7 +73,7 @@ async def list_policy_versions(code: str, session: SessionDep, _user: CurrentUse
 
 @router.get("/policies/{code}", response_model=PolicyVersionRead)
 async def get_policy(
-    code: str, session: SessionDep, _user: CurrentUser, version: int | None = None
+    code: CodePath, session: SessionDep, _user: CurrentUser, version: Version = None
 ) -> PolicyVersionRead:
     """One profile: the latest version, or ?version=n."""
     query = select(PolicyVersion).where(PolicyVersion.code == code)
@@ -86,7 +88,7 @@ async def get_policy(
 
 @router.put("/policies/{code}", response_model=PolicyVersionRead, status_code=status.HTTP_201_CREATED)
 async def edit_policy(
-    code: str, body: PolicyEdit, request: Request, session: SessionDep, admin: CurrentAdmin
+    code: CodePath, body: PolicyEdit, request: Request, session: SessionDep, admin: CurrentAdmin
 ) -> PolicyVersionRead:
     """Save an edited profile as its next version. Running cases keep the version they started under."""
     if body.profile.code != code:
@@ -110,7 +112,7 @@ async def edit_policy(
 
 @router.put("/regions/{region_code}/policy", response_model=RegionPolicy)
 async def set_region_policy(
-    region_code: str, body: RegionPolicy, request: Request, session: SessionDep, admin: CurrentAdmin
+    region_code: CodePath, body: RegionPolicy, request: Request, session: SessionDep, admin: CurrentAdmin
 ) -> RegionPolicy:
     """Choose the profile new cases of a region run under."""
     region = (await session.exec(select(Region).where(Region.code == region_code))).first()

@@ -7,13 +7,15 @@ from pydantic import BaseModel, Field
 
 from api.deps import CurrentUser, SessionDep, audit_user_action
 from api.errors import api_error
+from api.params import IdPath
 from models.case_context import load_case_context
+from models.request_body import RequestBody
 from models.roles import Role
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 
 
-class RevealRequest(BaseModel):
+class RevealRequest(RequestBody):
     reason: str = Field(min_length=4, max_length=500, description="Why the contact is needed, e.g. 电话回访")
 
 
@@ -25,7 +27,7 @@ class RaterContactRead(BaseModel):
 
 @router.post("/{case_id}/rater/reveal", response_model=RaterContactRead)
 async def reveal_rater(
-    case_id: int, body: RevealRequest, request: Request, session: SessionDep, user: CurrentUser
+    case_id: IdPath, body: RevealRequest, request: Request, session: SessionDep, user: CurrentUser
 ) -> RaterContactRead:
     """The rater's full contact, for the staff of the unit handling the case. Every reveal is audited."""
     try:

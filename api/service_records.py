@@ -7,14 +7,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from api.deps import CurrentApiClient, SessionDep
-from api.errors import api_error
+from api.errors import api_error, error_responses
 from models.organisation import Staff, Unit
 from models.services import ServiceChannel, ServiceItem, ServiceRecord, ServiceRecordCreate, ServiceRecordRead
 
 router = APIRouter(prefix="/api/v1/service-records", tags=["service records"])
 
 
-@router.post("", response_model=ServiceRecordRead, status_code=status.HTTP_201_CREATED)
+@router.post("", response_model=ServiceRecordRead, status_code=status.HTTP_201_CREATED, responses=error_responses(409))
 async def register_service_record(
     body: ServiceRecordCreate, session: SessionDep, api_client: CurrentApiClient
 ) -> ServiceRecordRead:

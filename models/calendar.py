@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 from sqlalchemy import JSON, Column
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel, select
@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models.db import UTCDateTime, utcnow
 from models.deadlines import ChineseStatutoryCalendar
+from models.request_body import RequestBody
 
 
 class CalendarYear(SQLModel, table=True):
@@ -28,11 +29,13 @@ class CalendarYear(SQLModel, table=True):
     loaded_at: datetime = SQLField(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-class CalendarYearBody(BaseModel):
+class CalendarYearBody(RequestBody):
     """Body of PUT /api/v1/calendar/{year}: the State Council's notice for the year."""
 
-    holidays: list[date] = Field(description="Weekdays off (法定节假日 falling on working days, and bridged days)")
-    workdays: list[date] = Field(description="Weekend days that are working days (调休上班)")
+    holidays: list[date] = Field(
+        max_length=366, description="Weekdays off (法定节假日 falling on working days, and bridged days)"
+    )
+    workdays: list[date] = Field(max_length=366, description="Weekend days that are working days (调休上班)")
     source: str = Field(min_length=1, max_length=500, description="e.g. 国务院办公厅关于2027年部分节假日安排的通知")
 
     def check_year(self, year: int) -> None:

@@ -5,15 +5,16 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, EmailStr, Field, field_validator, model_validator
+from pydantic import BaseModel, EmailStr, Field, StringConstraints, field_validator, model_validator
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
 from models.db import UTCDateTime, str_enum, utcnow
 from models.pii import EncryptedText
+from models.request_body import RequestBody
 
 
 class RatingLevel(StrEnum):
@@ -76,10 +77,16 @@ class Rating(SQLModel, table=True):
     submitted_at: datetime = SQLField(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+# A rating's detail answers are a handful of short scores or choices; bounded so one request cannot
+# store megabytes in a JSON column that every case view reads back.
+MAX_ANSWERS = 20
+AnswerKey = Annotated[str, StringConstraints(min_length=1, max_length=50)]
+AnswerValue = Annotated[int, Field(ge=-1000, le=1000)] | Annotated[str, StringConstraints(max_length=200)]
+
 _PHONE_RE = re.compile(r"^\+?\d[\d\- ]{5,19}$")
 
 
-class RaterContact(BaseModel):
+class RaterContact(RequestBody):
     name: str | None = Field(default=None, max_length=100)
     phone: str | None = Field(default=None, max_length=32)
     email: EmailStr | None = None
@@ -92,14 +99,18 @@ class RaterContact(BaseModel):
         return value
 
 
-class RatingCreate(BaseModel):
+class RatingCreate(RequestBody):
     """Body of POST /api/v1/ratings."""
 
     record_no: str = Field(min_length=1, max_length=64, description="办件编号 of a registered service record")
     level: RatingLevel
     channel: RatingChannel
     target: RatingTarget = RatingTarget.ITEM
-    answers: dict[str, Any] = Field(default_factory=dict, description="Detail questions, e.g. 服务效率 → 3")
+    answers: dict[AnswerKey, AnswerValue] = Field(
+        default_factory=dict,
+        max_length=MAX_ANSWERS,
+        description=f"Detail questions, e.g. 服务效率 → 3: at most {MAX_ANSWERS}, keys ≤ 50 characters",
+    )
     comment: str = Field(default="", max_length=2000)
     real_name: bool = False
     rater: RaterContact | None = None

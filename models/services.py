@@ -6,9 +6,11 @@ from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel
+from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
 from models.db import UTCDateTime, str_enum, utcnow
+from models.request_body import RequestBody
 
 
 class ApplicantType(StrEnum):
@@ -45,13 +47,13 @@ class ServiceRecord(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
-class ServiceRecordCreate(BaseModel):
-    """Body of POST /api/v1/service-records."""
+class ServiceRecordCreate(RequestBody):
+    """Body of POST /api/v1/service-records. Lengths are those of the columns they are looked up in."""
 
-    record_no: str
-    item_code: str
-    unit_code: str
-    staff_no: str | None = None
+    record_no: str = PydanticField(min_length=1, max_length=64, description="办件编号")
+    item_code: str = PydanticField(min_length=1, max_length=64, description="事项编码")
+    unit_code: str = PydanticField(min_length=1, max_length=64, description="单位编码")
+    staff_no: str | None = PydanticField(default=None, min_length=1, max_length=64, description="工号 (window only)")
     applicant_type: ApplicantType
     service_channel: ServiceChannel
     completed_at: datetime
