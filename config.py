@@ -82,6 +82,17 @@ class Settings(BaseSettings):
     )
 
     outbox_relay_interval_seconds: float = 2.0
+    notice_relay_interval_seconds: float = Field(
+        default=1.0, gt=0, description="How often the worker looks for notices to send (it is also woken at once)"
+    )
+    notice_lease_seconds: float = Field(
+        default=60.0, gt=0, description="How long a worker holds a notice it is sending before another may retry it"
+    )
+    case_action_wait_seconds: float = Field(
+        default=5.0,
+        gt=1,
+        description="How long a case action waits for the workflow to take the step before answering 503 or 202",
+    )
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -1,8 +1,8 @@
-"""The Temporal worker: runs the case workflow, its activities and the outbox relay.
+"""The Temporal worker: runs the case workflow, its activities, the outbox relay and the notice relay.
 
     python worker.py
 
-Stops gracefully on SIGTERM or Ctrl-C: the relay stops, running activities finish, then it exits.
+Stops gracefully on SIGTERM or Ctrl-C: the relays stop, running activities finish, then it exits.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities import build_activities
+from activities import CaseActivities, build_activities
 from config import Settings, get_settings
 from models.db import Database
 from models.pii import configure_pii_keys
+from runtime.notice_relay import NoticeRelay
 from runtime.relay import OutboxRelay
 from runtime.stopping import sleep_unless_stopped
 from runtime.temporal import connect, ensure_search_attributes
@@ -33,13 +34,14 @@ log = logging.getLogger("hcp.worker")
 WORKFLOWS: list[type] = [CaseWorkflow]
 
 
-def build_worker(client: Client, settings: Settings, activities: list[Callable[..., Any]], **options: Any) -> Worker:
+def build_worker(client: Client, settings: Settings, activities: CaseActivities, **options: Any) -> Worker:
     """The worker with every workflow and activity registered explicitly (options: extra Worker arguments)."""
+    registered: list[Callable[..., Any]] = activities.activities
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
         workflows=WORKFLOWS,
-        activities=activities,
+        activities=registered,
         graceful_shutdown_timeout=timedelta(seconds=10),
         **options,
     )
@@ -71,15 +73,19 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         log.warning("could not register search attributes (%s); create them as docs/operations.md says", exc)
     configure_pii_keys(settings.pii_key_list())
     db = Database(settings.async_sqlalchemy_url)
-    worker = build_worker(client, settings, build_activities(settings, db))
+    activities = build_activities(settings, db)
+    worker = build_worker(client, settings, activities)
     relay = OutboxRelay(db, client, settings)
     relay_task = asyncio.create_task(relay.run(stop))
+    notices = NoticeRelay(activities.sender, settings, activities.notices_written)
+    notices_task = asyncio.create_task(notices.run(stop))
     worker_task = asyncio.create_task(worker.run())
     log.info("worker polling task queue %r at %s", settings.temporal_task_queue, settings.temporal_address)
     stop_task = asyncio.create_task(stop.wait())
     await asyncio.wait({worker_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
     stop.set()
     await relay_task
+    await notices_task
     if not worker_task.done():
         await worker.shutdown()
     await worker_task

@@ -1,27 +1,45 @@
-"""Temporal activities: database writes, notifications and calendar look-ups for the case workflow."""
+"""Temporal activities: database writes and calendar look-ups for the case workflow; notice sending."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from activities.case_records import CaseRecordActivities
 from activities.deadlines import DeadlineActivities
 from activities.mailer import Mailer
+from activities.notice_sender import NoticeSender
 from activities.notifications import NotificationActivities
-from activities.sms import FileSmsSink
+from activities.sms import FileSmsSink, SmsGateway
 from config import Settings
 from models.db import Database
 
 
-def build_activities(settings: Settings, db: Database) -> list[Callable[..., Any]]:
-    """Every activity the worker registers, bound to its dependencies."""
-    records = CaseRecordActivities(db)
+@dataclass
+class CaseActivities:
+    """Every activity the worker registers, and the notice sender its relay runs beside them."""
+
+    activities: list[Callable[..., Any]]
+    sender: NoticeSender
+    notices_written: asyncio.Event
+
+
+def build_activities(settings: Settings, db: Database, sms: SmsGateway | None = None) -> CaseActivities:
+    """The activities bound to their dependencies; the event wakes the notice relay when notices are written."""
+    notices_written = asyncio.Event()
+    records = CaseRecordActivities(db, notices_written)
     deadlines = DeadlineActivities(db)
-    notifications = NotificationActivities(db, Mailer(settings), FileSmsSink(settings.sms_dir), settings)
-    return [
-        deadlines.compute_due,
-        records.record_case_event,
-        notifications.notify,
-        notifications.send_rater_feedback,
-    ]
+    notifications = NotificationActivities(db, notices_written)
+    sender = NoticeSender(db, Mailer(settings), sms or FileSmsSink(settings.sms_dir), settings)
+    return CaseActivities(
+        activities=[
+            deadlines.compute_due,
+            records.record_case_event,
+            notifications.notify,
+            notifications.send_rater_feedback,
+        ],
+        sender=sender,
+        notices_written=notices_written,
+    )

@@ -1,21 +1,39 @@
-"""Writes the case timeline and read model. Idempotent: a retried activity writes nothing twice."""
+"""Writes the case timeline and read model. Idempotent: a retried activity writes nothing twice.
+
+One transaction per event: the timeline row, the case row's new state, the notices the event causes
+(activities/notices.py), and for a person's step its audit record and the completion of the request
+that asked for it. So a step is audited exactly once however its HTTP call ended, and a notice
+exists exactly when its event does.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 from temporalio import activity
 
+from activities.notices import write_notices
+from models.audit import audit
 from models.case_activity_types import RecordEventInput
+from models.case_requests import CaseStepRequest
 from models.case_types import ActivityName
 from models.cases import Case, CaseEvent
 from models.db import Database, utcnow
+from models.rater_links import FEEDBACK_RESPONSE, RaterLink
 from models.ratings import Rating
+
+_CASE_COLUMNS = ("stage", "round", "unit_id", "verdict", "outcome", "overdue", "escalation_rung", "closed_at")
 
 
 class CaseRecordActivities:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, notices_written: asyncio.Event | None = None) -> None:
         self._db = db
+        # Set after a commit that wrote notices, so this worker's notice relay sends them at once.
+        self._notices_written = notices_written or asyncio.Event()
 
     @activity.defn(name=ActivityName.RECORD_CASE_EVENT)
     async def record_case_event(self, inp: RecordEventInput) -> bool:
@@ -29,6 +47,20 @@ class CaseRecordActivities:
             case = await session.get(Case, inp.case_id)
             if case is None:
                 raise RuntimeError(f"case {inp.case_id} does not exist")
+            before = {"stage": case.stage.value, "unit_id": case.unit_id}
+            self._apply(case, inp)
+            data = dict(inp.data)
+            if inp.notices:
+                data["notices"] = await write_notices(
+                    session, case, inp.round, inp.stage.value, inp.event_key, inp.notices
+                )
+            if inp.case_fields.rating_adopted is not None:
+                rating = await session.get(Rating, case.rating_id)
+                assert rating is not None
+                rating.adopted = inp.case_fields.rating_adopted
+                session.add(rating)
+            if inp.action == "rater_responded":
+                await _mark_link_answered(session, case, inp)
             session.add(
                 CaseEvent(
                     case_id=inp.case_id,
@@ -38,36 +70,24 @@ class CaseRecordActivities:
                     action=inp.action,
                     actor=inp.actor,
                     at=inp.at,
-                    data=inp.data,
+                    data=data,
                 )
             )
-            fields = inp.case_fields
-            for column in (
-                "stage",
-                "round",
-                "unit_id",
-                "verdict",
-                "outcome",
-                "overdue",
-                "escalation_rung",
-                "closed_at",
-            ):
-                value = getattr(fields, column)
-                if value is not None:
-                    setattr(case, column, value)
-            if fields.deadlines is not None:
-                case.deadlines = [d.model_dump(mode="json") for d in fields.deadlines]
-                running = [d for d in fields.deadlines if d.state in ("running", "overdue")]
-                case.next_due_at = min((d.due_at for d in running), default=None)
-                case.has_provisional_deadline = any(d.provisional for d in running)
-            if fields.rating_adopted is not None:
-                rating = await session.get(Rating, case.rating_id)
-                assert rating is not None
-                rating.adopted = fields.rating_adopted
-                session.add(rating)
-            if case.workflow_started_at is None:
-                case.workflow_started_at = inp.at
-            case.updated_at = utcnow()
+            request = await _complete_request(session, inp) if inp.update_id else None
+            if inp.actor_role:
+                # Named like the step the person asked for (case.accept, case.rater_response...).
+                audit(
+                    session,
+                    actor=inp.actor,
+                    actor_role=inp.actor_role,
+                    action=f"case.{request.action if request else inp.action}",
+                    target_type="case",
+                    target_id=inp.case_id,
+                    unit_id=before["unit_id"],
+                    before=before,
+                    after={**inp.data, "stage": case.stage.value, "unit_id": case.unit_id},
+                    client=request.client if request else "",
+                )
             session.add(case)
             try:
                 await session.commit()
@@ -75,4 +95,50 @@ class CaseRecordActivities:
                 # A concurrent attempt of the same activity won the unique (case_id, event_key) race.
                 await session.rollback()
                 return False
-            return True
+        if inp.notices:
+            self._notices_written.set()
+        return True
+
+    @staticmethod
+    def _apply(case: Case, inp: RecordEventInput) -> None:
+        fields = inp.case_fields
+        for column in _CASE_COLUMNS:
+            value = getattr(fields, column)
+            if value is not None:
+                setattr(case, column, value)
+        if fields.deadlines is not None:
+            case.deadlines = [d.model_dump(mode="json") for d in fields.deadlines]
+            running = [d for d in fields.deadlines if d.state in ("running", "overdue")]
+            case.next_due_at = min((d.due_at for d in running), default=None)
+            case.has_provisional_deadline = any(d.provisional for d in running)
+        if case.workflow_started_at is None:
+            case.workflow_started_at = inp.at
+        case.updated_at = utcnow()
+
+
+async def _complete_request(session: Any, inp: RecordEventInput) -> CaseStepRequest | None:
+    """Mark the HTTP request that asked for this step as done; its step name and caller go into the audit."""
+    request = (await session.exec(select(CaseStepRequest).where(CaseStepRequest.update_id == inp.update_id))).first()
+    if request is None:
+        return None
+    await (await session.connection()).execute(
+        update(CaseStepRequest)
+        .where(col(CaseStepRequest.id) == request.id)
+        .values(completed_at=utcnow(), event_key=inp.event_key)
+    )
+    return request
+
+
+async def _mark_link_answered(session: Any, case: Case, inp: RecordEventInput) -> None:
+    """The workflow's answer is the answer: the round's link shows it, whoever wrote first."""
+    link = (
+        await session.exec(
+            select(RaterLink).where(
+                RaterLink.case_id == case.id, RaterLink.round == inp.round, RaterLink.purpose == FEEDBACK_RESPONSE
+            )
+        )
+    ).first()
+    if link is not None:
+        link.answer_satisfied = inp.data.get("satisfied")
+        link.used_at = link.used_at or inp.at
+        session.add(link)

@@ -6,7 +6,6 @@ HTML twin `<name>.html.j2` or, where there is none, the shared `_layout.html.j2`
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -20,6 +19,18 @@ from jinja2.sandbox import SandboxedEnvironment
 from config import PROJECT_ROOT, Settings
 
 TEMPLATE_DIR = PROJECT_ROOT / "templates" / "email"
+
+
+class SendError(Exception):
+    """A send that failed. The message names a code or an error class, never an address or a phone."""
+
+
+class PermanentSendError(SendError):
+    """The recipient cannot be reached this way (5xx for the recipient, not a mobile number): do not retry."""
+
+
+class TransientSendError(SendError):
+    """The relay or gateway is down, slow or busy (4xx, refused, timed out): try again later."""
 
 
 @dataclass(frozen=True)
@@ -51,22 +62,40 @@ class Mailer:
         html = self._env.get_template(html_name).render(**context, subject=subject, body_text=body)
         return RenderedMail(subject=subject, text=body, html=html)
 
-    async def send(self, to: str, mail: RenderedMail, dedup_key: str) -> None:
-        """Send one message. Its Message-ID is derived from dedup_key so a resend is recognisable."""
+    async def send(self, to: str, mail: RenderedMail, message_id: str) -> None:
+        """Send one message under the given Message-ID (the same on every retry of one notice).
+
+        Raises PermanentSendError when the server refuses the recipient or the message for good
+        (5xx), TransientSendError for everything worth retrying. Neither names the address: the
+        server's own reply text often does, so only its code is kept.
+        """
         message = EmailMessage()
         message["From"] = self._settings.mail_from
         message["To"] = to
         message["Subject"] = mail.subject
         message["Date"] = formatdate(localtime=False)
-        message["Message-ID"] = f"<{re.sub(r'[^A-Za-z0-9.-]', '.', dedup_key)}@hcp>"
+        message["Message-ID"] = message_id
         message.set_content(mail.text)
         message.add_alternative(mail.html, subtype="html")
-        await aiosmtplib.send(
-            message,
-            hostname=self._settings.smtp_host,
-            port=self._settings.smtp_port,
-            username=self._settings.smtp_username or None,
-            password=self._settings.smtp_password or None,
-            start_tls=self._settings.smtp_use_tls,
-            timeout=20,
-        )
+        try:
+            await aiosmtplib.send(
+                message,
+                hostname=self._settings.smtp_host,
+                port=self._settings.smtp_port,
+                username=self._settings.smtp_username or None,
+                password=self._settings.smtp_password or None,
+                start_tls=self._settings.smtp_use_tls,
+                timeout=20,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = sorted({refusal.code for refusal in exc.recipients})
+            error = f"SMTP {'/'.join(str(c) for c in codes)}: recipient refused"
+            raise (PermanentSendError if all(c >= 500 for c in codes) else TransientSendError)(error) from None
+        except (aiosmtplib.SMTPSenderRefused, aiosmtplib.SMTPAuthenticationError) as exc:
+            # Our own configuration is wrong: every notice would fail alike, so keep them until it is fixed.
+            raise TransientSendError(f"SMTP {exc.code}: {type(exc).__name__}") from None
+        except aiosmtplib.SMTPResponseException as exc:
+            kind = PermanentSendError if exc.code >= 500 else TransientSendError
+            raise kind(f"SMTP {exc.code}: {type(exc).__name__}") from None
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise TransientSendError(type(exc).__name__) from None

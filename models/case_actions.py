@@ -1,42 +1,46 @@
 """The human steps of a case. Each *Fields model is an HTTP request body; each *Input adds who acts.
 
 Pure pydantic (imported by the workflow). Field rules here reach the caller as 422 before the
-workflow sees anything; stage and role rules live in the workflow's update validators.
+workflow sees anything (unknown fields too); stage and role rules live in the workflow's update
+validators. Each *Input carries `expires_at`: the validator refuses a step that reaches the
+workflow after it, so an HTTP call that gave up waiting can say for certain the step was not taken.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, Field, field_validator
 
 from models.case_types import Actor, Verdict
 from models.policy import DeadlineName
+from models.request_body import RequestBody
 
 _TEXT = 8000
 
 
-class AcceptFields(BaseModel):
+class AcceptFields(RequestBody):
     """签收."""
 
     note: str = Field(default="", max_length=2000)
 
 
-class CallbackFields(BaseModel):
+class CallbackFields(RequestBody):
     """One callback attempt (回访): whether the rater was reached, and what was said."""
 
     reached: bool
     note: str = Field(min_length=1, max_length=4000)
 
 
-class VerificationFields(BaseModel):
+class VerificationFields(RequestBody):
     """核实结论."""
 
     verdict: Verdict
     findings: str = Field(min_length=1, max_length=_TEXT)
 
 
-class LedgerFields(BaseModel):
+class LedgerFields(RequestBody):
     """列入台账: a complex problem gets a due date, no later than the profile allows."""
 
     due_at: datetime
@@ -50,39 +54,39 @@ class LedgerFields(BaseModel):
         return value
 
 
-class RectificationFields(BaseModel):
+class RectificationFields(RequestBody):
     """整改完成: what was done."""
 
     measures: str = Field(min_length=1, max_length=_TEXT)
 
 
-class ExplanationFields(BaseModel):
+class ExplanationFields(RequestBody):
     """解释说明: why the complaint has no legal basis."""
 
     explanation: str = Field(min_length=1, max_length=_TEXT)
 
 
-class AppealFields(BaseModel):
+class AppealFields(RequestBody):
     """申诉: why the review is mistaken or malicious, with evidence (descriptions or document references)."""
 
     reason: str = Field(min_length=1, max_length=_TEXT)
-    evidence: list[str] = Field(min_length=1, max_length=20)
+    evidence: list[Annotated[str, Field(min_length=1, max_length=2000)]] = Field(min_length=1, max_length=20)
 
 
-class AppealDecisionFields(BaseModel):
+class AppealDecisionFields(RequestBody):
     """复核决定: upheld → not adopted; rejected → back to rectification."""
 
     upheld: bool
     reason: str = Field(min_length=1, max_length=_TEXT)
 
 
-class FeedbackFields(BaseModel):
+class FeedbackFields(RequestBody):
     """The result told to the rater (反馈内容)."""
 
     message: str = Field(min_length=1, max_length=_TEXT)
 
 
-class ExtensionRequestFields(BaseModel):
+class ExtensionRequestFields(RequestBody):
     """延期申请: the unit asks a supervisor for more time on a running deadline."""
 
     deadline: DeadlineName
@@ -97,7 +101,7 @@ class ExtensionRequestFields(BaseModel):
         return value
 
 
-class ExtensionDecisionFields(BaseModel):
+class ExtensionDecisionFields(RequestBody):
     """延期审批."""
 
     approve: bool
@@ -108,90 +112,97 @@ class ExtendFields(ExtensionRequestFields):
     """督办延期: a supervisor moves a running deadline directly."""
 
 
-class RemindFields(BaseModel):
+class RemindFields(RequestBody):
     """督办提醒."""
 
     message: str = Field(default="", max_length=4000)
 
 
-class ReassignFields(BaseModel):
+class ReassignFields(RequestBody):
     """改派: hand the case to another unit; the round starts again there."""
 
     to_unit_id: int
     reason: str = Field(min_length=1, max_length=4000)
 
 
-class InstructionFields(BaseModel):
+class InstructionFields(RequestBody):
     """批示."""
 
     instruction: str = Field(min_length=1, max_length=4000)
 
 
-class RaterResponseFields(BaseModel):
+class RaterResponseFields(RequestBody):
     """The rater's answer to the feedback. Any comment stays in the database, not in the workflow."""
 
     satisfied: bool
 
 
-class AcceptInput(AcceptFields):
+class StepInput(BaseModel):
+    """Who asks, and until when the request may still be taken (None: no limit, e.g. tests and the system)."""
+
     actor: Actor
+    expires_at: datetime | None = None
 
 
-class CallbackInput(CallbackFields):
-    actor: Actor
+class AcceptInput(AcceptFields, StepInput):
+    pass
 
 
-class VerificationInput(VerificationFields):
-    actor: Actor
+class CallbackInput(CallbackFields, StepInput):
+    pass
 
 
-class LedgerInput(LedgerFields):
-    actor: Actor
+class VerificationInput(VerificationFields, StepInput):
+    pass
 
 
-class RectificationInput(RectificationFields):
-    actor: Actor
+class LedgerInput(LedgerFields, StepInput):
+    pass
 
 
-class ExplanationInput(ExplanationFields):
-    actor: Actor
+class RectificationInput(RectificationFields, StepInput):
+    pass
 
 
-class AppealInput(AppealFields):
-    actor: Actor
+class ExplanationInput(ExplanationFields, StepInput):
+    pass
 
 
-class AppealDecisionInput(AppealDecisionFields):
-    actor: Actor
+class AppealInput(AppealFields, StepInput):
+    pass
 
 
-class FeedbackInput(FeedbackFields):
-    actor: Actor
+class AppealDecisionInput(AppealDecisionFields, StepInput):
+    pass
 
 
-class ExtensionRequestInput(ExtensionRequestFields):
-    actor: Actor
+class FeedbackInput(FeedbackFields, StepInput):
+    pass
 
 
-class ExtensionDecisionInput(ExtensionDecisionFields):
-    actor: Actor
+class ExtensionRequestInput(ExtensionRequestFields, StepInput):
+    pass
 
 
-class ExtendInput(ExtendFields):
-    actor: Actor
+class ExtensionDecisionInput(ExtensionDecisionFields, StepInput):
+    pass
 
 
-class RemindInput(RemindFields):
-    actor: Actor
+class ExtendInput(ExtendFields, StepInput):
+    pass
 
 
-class ReassignInput(ReassignFields):
-    actor: Actor
+class RemindInput(RemindFields, StepInput):
+    pass
 
 
-class InstructionInput(InstructionFields):
-    actor: Actor
+class ReassignInput(ReassignFields, StepInput):
+    pass
 
 
-class RaterResponseInput(RaterResponseFields):
-    actor: Actor
+class InstructionInput(InstructionFields, StepInput):
+    pass
+
+
+class RaterResponseInput(RaterResponseFields, StepInput):
+    pass

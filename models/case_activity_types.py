@@ -32,22 +32,9 @@ class CaseFields(BaseModel):
     rating_adopted: bool | None = None
 
 
-class RecordEventInput(BaseModel):
-    """One timeline entry, written once however often the activity is retried (event_key is unique per case)."""
-
-    case_id: int
-    event_key: str
-    stage: Stage
-    round: int
-    action: str
-    actor: str
-    at: datetime
-    data: dict[str, Any] = Field(default_factory=dict)
-    case_fields: CaseFields = Field(default_factory=CaseFields)
-
-
-Audience = Literal["unit_staff", "supervisor", "management_office", "reviewers"]
+Audience = Literal["unit_staff", "supervisor", "management_office", "reviewers", "rater"]
 NoticeKind = Literal[
+    "feedback",  # the result, to the rater, with the answer link
     "reminder",  # a deadline is near
     "escalation",  # a deadline passed (rung 1, 2, ...)
     "supervisor_reminder",  # 督办提醒 from a supervisor
@@ -59,6 +46,45 @@ NoticeKind = Literal[
     "extension_requested",
     "unsatisfied_final",  # the rater is still not satisfied after the last round
 ]
+
+
+class NoticeRequest(BaseModel):
+    """A notice a timeline event causes. The activity resolves the audience to people and channels.
+
+    `key` names the notice within the case (kind, round, deadline arm...); the activity adds the case,
+    the channel and the recipient, so the full key is unique across every case.
+    """
+
+    kind: NoticeKind
+    audience: Audience
+    key: str
+    deadline: DeadlineName | None = None
+    due_at: datetime | None = None
+    rung: int | None = None
+    message: str = ""
+    respond_by: datetime | None = None  # the rater's answer window (feedback only)
+
+
+class RecordEventInput(BaseModel):
+    """One timeline entry, written once however often the activity is retried (event_key is unique per case).
+
+    With it, in the same transaction: the case row's new state, the notices the event causes, and,
+    for a person's step, its audit record (actor_role set) and the completion of the request that
+    asked for it (update_id).
+    """
+
+    case_id: int
+    event_key: str
+    stage: Stage
+    round: int
+    action: str
+    actor: str
+    at: datetime
+    data: dict[str, Any] = Field(default_factory=dict)
+    case_fields: CaseFields = Field(default_factory=CaseFields)
+    notices: list[NoticeRequest] = Field(default_factory=list)
+    actor_role: str = ""
+    update_id: str | None = None
 
 
 class NotifyInput(BaseModel):

@@ -156,6 +156,7 @@ class CaseSnapshot(BaseModel):
     deadlines: list[DeadlineView] = Field(default_factory=list)
     pending_extension: DeadlineName | None = None
     ledger_latest_due: datetime | None = None
+    rater_answer: bool | None = None  # this round's answer (satisfied or not), once given
 
     def deadline(self, name: DeadlineName) -> DeadlineView | None:
         return next((d for d in reversed(self.deadlines) if d.name == name), None)
@@ -174,8 +175,10 @@ class ErrorType:
     """ApplicationError types a validator raises; the API maps them to HTTP statuses."""
 
     WRONG_STAGE = "WrongStage"  # → 409
+    ALREADY_TAKEN = "AlreadyTaken"  # → 409: the same step was already taken (e.g. the rater answered)
     NOT_ALLOWED = "NotAllowed"  # → 403
     INVALID_INPUT = "InvalidInput"  # → 422
+    EXPIRED = "Expired"  # → 503: reached the workflow after the caller stopped waiting; not taken
 
 
 def workflow_id_for_rating(rating_id: int, prefix: str = "") -> str:

@@ -1,7 +1,9 @@
 """One-time links for raters (评价人链接): answer the feedback, satisfied or not.
 
-Only a SHA-256 of the random token is stored. A link has one purpose, one case round and an
-expiry; once used or expired it says so plainly.
+A link is made once per case round, together with the notices that carry it, and the same link
+goes out on every retry of those notices. Lookups go by a SHA-256 of the random token; the token
+itself is kept only encrypted (the rater-PII keys), so a retried send can repeat it. A link has one
+purpose, one case round and an expiry; once used or expired it says so plainly.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.db import UTCDateTime, utcnow
+from models.pii import EncryptedText
 
 FEEDBACK_RESPONSE = "feedback_response"
 
@@ -26,6 +29,7 @@ class RaterLink(SQLModel, table=True):
     round: int
     purpose: str = Field(max_length=30)
     token_hash: str = Field(max_length=64, unique=True)
+    token_sealed: str | None = Field(default=None, sa_type=EncryptedText, description="the token, encrypted")
     expires_at: datetime = Field(sa_type=UTCDateTime)
     used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     answer_satisfied: bool | None = None

@@ -4,6 +4,7 @@ from sqlmodel import SQLModel
 
 from models.audit import AuditEvent
 from models.calendar import CalendarYear
+from models.case_requests import CaseStepRequest
 from models.cases import Case, CaseEvent
 from models.idempotency import IdempotentResponse
 from models.notifications import Notification
@@ -23,6 +24,7 @@ __all__ = [
     "CalendarYear",
     "Case",
     "CaseEvent",
+    "CaseStepRequest",
     "IdempotentResponse",
     "Notification",
     "OutboxEntry",

@@ -30,6 +30,16 @@ SUPERVISOR = Actor(user_id=2, role=Role.SUPERVISOR, unit_id=1)
 REVIEWER = Actor(user_id=3, role=Role.REVIEWER, unit_id=1)
 
 
+def timeline_notices(events: list[CaseEvent]) -> list[dict[str, Any]]:
+    """The notices of a timeline: those written with an event, and the "notified" events of older cases."""
+    found: list[dict[str, Any]] = []
+    for event in events:
+        if event.action == "notified":
+            found.append(event.data)
+        found.extend(event.data.get("notices", []))
+    return found
+
+
 async def use_policy(db: Database, code: str) -> None:
     """Make new cases of the demo region run under another profile."""
     async with db.session() as session:
@@ -86,8 +96,8 @@ class CaseDriver:
         return [e.action for e in await self.events()]
 
     async def notices(self) -> list[dict[str, Any]]:
-        """The data of every "notified" event: kind, audience, recipients."""
-        return [e.data for e in await self.events() if e.action == "notified"]
+        """Every notice the timeline records (kind, audience, recipients), in order."""
+        return timeline_notices(await self.events())
 
     async def stage_is(self, stage: Stage) -> bool:
         return (await self.state()).stage == stage

@@ -13,8 +13,10 @@ import shutil
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +33,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import build_activities
+from activities.sms import SmsGateway
 from api.app import create_app
 from config import PROJECT_ROOT, Settings
 from models import search_attributes
@@ -39,8 +42,10 @@ from models.db import Database
 from models.pii import configure_pii_keys, new_pii_key
 from models.tables import metadata
 from runtime.mail_sink import MailSink, start_mail_sink
+from runtime.notice_relay import NoticeRelay
 from runtime.seed import DemoCredentials, seed_demo
 from runtime.temporal import TemporalConnection, ensure_search_attributes
+from tests.openapi_conformance import CONFORMANCE
 from tests.pii_scan import find_in_history
 from tests.pii_watch import PII_NEEDLES, WATCH
 from worker import build_worker
@@ -124,6 +129,7 @@ def make_settings(database_url: str, data_dir: Path, smtp_port: int, **overrides
         workflow_id_prefix=f"t{uuid.uuid4().hex[:8]}-",
         temporal_start_timeout_seconds=2.0,
         outbox_relay_interval_seconds=0.2,
+        notice_relay_interval_seconds=0.2,
         **overrides,  # type: ignore[arg-type]
     )
 
@@ -193,9 +199,20 @@ async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
-def running_worker(client: Client, settings: Settings, db: Database, **options: Any) -> Worker:
-    """The production worker wiring (same registrations as worker.py) on a test database."""
-    return build_worker(client, settings, build_activities(settings, db), **options)
+@asynccontextmanager
+async def running_worker(
+    client: Client, settings: Settings, db: Database, sms: SmsGateway | None = None, **options: Any
+) -> AsyncIterator[Worker]:
+    """The production worker wiring (same registrations as worker.py) and its notice relay, on a test database."""
+    activities = build_activities(settings, db, sms)
+    stop = asyncio.Event()
+    relay = asyncio.create_task(NoticeRelay(activities.sender, settings, activities.notices_written).run(stop))
+    try:
+        async with build_worker(client, settings, activities, **options) as worker:
+            yield worker
+    finally:
+        stop.set()
+        await relay
 
 
 def api_client(settings: Settings, db: Database, temporal: TemporalConnection) -> httpx.AsyncClient:
@@ -203,7 +220,7 @@ def api_client(settings: Settings, db: Database, temporal: TemporalConnection) -
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
         base_url="http://testserver",
-        event_hooks={"response": [WATCH.response_hook]},
+        event_hooks={"response": [WATCH.response_hook, CONFORMANCE.hook(app)]},
     )
 
 
@@ -218,6 +235,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if WATCH.sightings:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         lines = ["rater PII seen during the test run:", *sorted(set(WATCH.sightings))[:50]]
+        if reporter is not None:
+            reporter.write_line("\n".join(lines), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if CONFORMANCE.problems:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        lines = ["answers the OpenAPI schema does not describe:", *sorted(set(CONFORMANCE.problems))[:50]]
         if reporter is not None:
             reporter.write_line("\n".join(lines), red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -274,6 +297,21 @@ async def eventually(check, timeout: float = 15.0, interval: float = 0.1):  # ty
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
         await asyncio.sleep(interval)
+
+
+async def delivered(
+    mailbox: MailSink, address: str, *, subject: str = "", count: int = 1, timeout: float = 15.0
+) -> list[EmailMessage]:
+    """Mail to an address (with `subject` in its subject), once at least `count` have arrived.
+
+    Notices go out beside the case steps, so a test waits for them rather than expecting them at once.
+    """
+
+    async def arrived() -> list[EmailMessage]:
+        found = [m for m in mailbox.to(address) if subject in str(m["Subject"])]
+        return found if len(found) >= count else []
+
+    return await eventually(arrived, timeout=timeout)  # type: ignore[no-any-return]
 
 
 async def case_events(db: Database, case_id: int) -> list[CaseEvent]:

@@ -16,7 +16,7 @@ from models.outbox import OutboxEntry
 from runtime.mail_sink import MailSink, message_text
 from runtime.seed import DemoCredentials
 from runtime.temporal import TemporalConnection
-from tests.conftest import RATER, api_client, bad_rating, case_events, eventually, login, running_worker
+from tests.conftest import RATER, api_client, bad_rating, case_events, delivered, eventually, login, running_worker
 from tests.pii_scan import find_in_history
 
 RECORD = {
@@ -80,7 +80,7 @@ async def test_rating_to_closed_case_with_feedback_mail(
             return (await api.get(f"/api/v1/cases/{case_id}", headers=staff)).json()["stage"] == "rater_response"
 
         await eventually(awaiting_rater)
-        mails = mailbox.to(RATER["email"])
+        mails = await delivered(mailbox, RATER["email"])
         assert len(mails) == 1
         text = message_text(mails[0])
         assert FEEDBACK in text and text.startswith(RATER["name"])

@@ -56,12 +56,14 @@ with workflow.unsafe.imports_passed_through():
         ComputeDueInput,
         FeedbackNoticeInput,
         NoticeKind,
+        NoticeRequest,
         NoticeResult,
         NotifyInput,
         RecordEventInput,
     )
     from models.case_types import (
         DEADLINE_LABELS_ZH,
+        RATER_ACTOR,
         REASSIGNABLE_STAGES,
         STAGE_LABELS_ZH,
         SYSTEM_ACTOR,
@@ -86,6 +88,11 @@ _ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # Database and SMTP outages are waited out rather than failing the case: retry forever, backing off.
 _ACTIVITY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
 _MIN_TIMER = timedelta(seconds=1)
+# Notices ride on the timeline event that causes them (written in one transaction, sent by the
+# worker's notice relay) instead of an activity awaited inside the step; the feedback moves the case to
+# the rater's stage before the link exists; the rater's answer is taken without waiting for a write.
+# Cases started before this marker keep the old sequence (tests/histories replay it).
+NOTICES_BESIDE_STEPS = "notices-beside-steps"
 
 # Which clocks run in which stage; leaving the stage stops them.
 _STAGE_CLOCKS: dict[Stage, tuple[DeadlineName, ...]] = {
@@ -123,6 +130,7 @@ class CaseWorkflow:
         self._opened = False
         self._outcome: Outcome | None = None
         self._rater_window_due: datetime | None = None
+        self._revalidating = False  # set while a step re-checks its validator after waiting its turn
         self._reset_round_state()
 
     def _reset_round_state(self) -> None:
@@ -132,12 +140,14 @@ class CaseWorkflow:
         self._ledger_latest: datetime | None = None
         self._feedback_message: str | None = None
         self._rater_answer: bool | None = None
+        self._rater_update_id: str | None = None
         self._pending_extension: ExtensionRequestInput | None = None
 
     # ---- automatic steps -------------------------------------------------------------------
 
     @workflow.run
     async def run(self, inp: CaseWorkflowInput) -> CaseSnapshot:
+        self._notices_beside_steps()  # decided once, first, so the marker sits at the same place in every run
         await self._start_round(
             "opened", data={"level": inp.level, "policy": f"{inp.policy.code}@v{inp.policy.version}"}
         )
@@ -159,6 +169,9 @@ class CaseWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._snapshot()
 
+    def _notices_beside_steps(self) -> bool:
+        return workflow.patched(NOTICES_BESIDE_STEPS)
+
     def _progress_key(self) -> tuple[Stage, int, int, bool]:
         return self._stage, self._round, self._unit_id, self._feedback_message is not None
 
@@ -168,15 +181,27 @@ class CaseWorkflow:
     def _rater_can_be_told(self) -> bool:
         return self._inp.rater_reachable and (self._inp.real_name or self._policy.anonymous.feedback_possible)
 
-    async def _start_round(self, action: str, actor: Actor | None = None, data: dict[str, Any] | None = None) -> None:
+    async def _start_round(
+        self,
+        action: str,
+        actor: Actor | None = None,
+        data: dict[str, Any] | None = None,
+        notice: NoticeRequest | None = None,
+    ) -> None:
         """Start (or restart) a round at the current unit: callback and verification clocks from now."""
         now = workflow.now()
         await self._start_clock(DeadlineName.VERIFICATION, now)
         if self._callback_required():
             await self._start_clock(DeadlineName.CALLBACK, now)
-        await self._record(action, actor=actor, data={**(data or {}), "callback_required": self._callback_required()})
+        beside = self._notices_beside_steps()
+        notices = [notice] if notice and beside else []
+        await self._record(
+            action, actor=actor, data={**(data or {}), "callback_required": self._callback_required()}, notices=notices
+        )
         if not self._callback_required():
             await self._record("callback_not_required", data={"reason": "匿名评价，无需回访"})
+        if notice and not beside:
+            await self._notify_legacy(notice)
 
     async def _deliver_feedback(self) -> None:
         """Send the unit's result to the rater with an answer link, or close if nobody can be told."""
@@ -189,6 +214,20 @@ class CaseWorkflow:
             await self._record("closed")
             return
         window = await self._compute_due(workflow.now(), DeadlineName.RATER_RESPONSE)
+        if self._notices_beside_steps():
+            # The case waits for the rater before the link exists, so an answer given the moment the
+            # SMS arrives is taken; the link and both messages are written with the event below.
+            self._rater_window_due = window.at
+            self._move_to(Stage.RATER_RESPONSE)
+            feedback = NoticeRequest(
+                kind="feedback",
+                audience="rater",
+                key=f"feedback.r{self._round}",
+                message=self._feedback_message,
+                respond_by=window.at,
+            )
+            await self._record("feedback_sent", data={"respond_by": window.at.isoformat()}, notices=[feedback])
+            return
         notice = await workflow.execute_activity(
             ActivityName.SEND_RATER_FEEDBACK,
             FeedbackNoticeInput(
@@ -221,6 +260,13 @@ class CaseWorkflow:
             await self._record("rater_silent", data={"counted_as": self._policy.rater_silence_outcome})
         else:
             silent = False
+            if self._rater_update_id is not None:  # taken by the update without a write: record it now
+                await self._record(
+                    "rater_responded",
+                    actor=RATER_ACTOR,
+                    data={"satisfied": self._rater_answer},
+                    update_id=self._rater_update_id,
+                )
         if self._rater_answer:
             self._outcome = Outcome.SATISFIED_BY_SILENCE if silent else Outcome.SATISFIED
             self._move_to(Stage.CLOSED)
@@ -229,14 +275,22 @@ class CaseWorkflow:
             self._round += 1
             self._reset_round_state()
             self._move_to(Stage.ASSIGNED)
-            await self._start_round("reopened", data={"round": self._round})
-            await self._notify("reopened", "unit_staff", key=f"reopened.r{self._round}")
+            await self._start_round(
+                "reopened",
+                data={"round": self._round},
+                notice=self._notice("reopened", "unit_staff", key=f"reopened.r{self._round}"),
+            )
         else:
             self._outcome = Outcome.UNSATISFIED
-            await self._notify("unsatisfied_final", "management_office", key=f"unsatisfied.r{self._round}")
+            final = self._notice("unsatisfied_final", "management_office", key=f"unsatisfied.r{self._round}")
+            beside = self._notices_beside_steps()
+            if not beside:
+                await self._notify_legacy(final)
             self._move_to(Stage.CLOSED)
             await self._record(
-                "closed", data={"reason": f"评价人仍不满意，已达最多 {self._policy.max_reopen_rounds} 次重新交办"}
+                "closed",
+                data={"reason": f"评价人仍不满意，已达最多 {self._policy.max_reopen_rounds} 次重新交办"},
+                notices=[final] if beside else [],
             )
 
     async def _await_appeal_filing(self) -> None:
@@ -284,9 +338,17 @@ class CaseWorkflow:
             if kind == "reminder":
                 clock.reminders_sent += 1
                 audience: Audience = "reviewers" if clock.name == DeadlineName.APPEAL_DECISION else "unit_staff"
-                await self._notify(
+                notice = self._notice(
                     "reminder", audience, key=self._clock_key(clock, f"remind{clock.reminders_sent}"), clock=clock
                 )
+                if self._notices_beside_steps():
+                    await self._record(
+                        "reminded",
+                        data={"deadline": clock.name.value, "reminder": clock.reminders_sent},
+                        notices=[notice],
+                    )
+                else:
+                    await self._notify_legacy(notice)
             else:
                 clock.rung += 1
                 clock.state = "overdue"
@@ -294,9 +356,11 @@ class CaseWorkflow:
                 await self._record(
                     "overdue" if clock.rung == 1 else "escalated",
                     data={"deadline": clock.name.value, "rung": clock.rung, "notify": rung.notify},
-                )
-                await self._notify(
-                    "escalation", rung.notify, key=self._clock_key(clock, f"rung{clock.rung}"), clock=clock
+                    notices=[
+                        self._notice(
+                            "escalation", rung.notify, key=self._clock_key(clock, f"rung{clock.rung}"), clock=clock
+                        )
+                    ],
                 )
 
     def _clock_key(self, clock: Clock, what: str) -> str:
@@ -356,6 +420,7 @@ class CaseWorkflow:
 
     @accept.validator
     def _validate_accept(self, inp: AcceptInput) -> None:
+        self._check_fresh(inp)
         self._require_unit(inp.actor, Stage.ASSIGNED)
 
     @workflow.update
@@ -369,6 +434,7 @@ class CaseWorkflow:
 
     @log_callback.validator
     def _validate_log_callback(self, inp: CallbackInput) -> None:
+        self._check_fresh(inp)
         self._require_unit(inp.actor, Stage.VERIFICATION)
         if not self._callback_required() and not self._inp.rater_reachable:
             raise _reject("匿名评价未留联系方式，无需回访", ErrorType.INVALID_INPUT)
@@ -394,6 +460,7 @@ class CaseWorkflow:
 
     @verify.validator
     def _validate_verify(self, inp: VerificationInput) -> None:
+        self._check_fresh(inp)
         self._require_unit(inp.actor, Stage.VERIFICATION)
         if self._callback_required() and not self._callback_done:
             raise _reject("实名差评须先回访评价人（至少记录一次回访）再提交核实结论")
@@ -410,6 +477,7 @@ class CaseWorkflow:
 
     @ledger.validator
     def _validate_ledger(self, inp: LedgerInput) -> None:
+        self._check_fresh(inp)
         self._require_unit(inp.actor, Stage.RECTIFICATION)
         if self._on_ledger:
             raise _reject("已列入台账；如需更多时间请申请延期")
@@ -437,6 +505,7 @@ class CaseWorkflow:
 
     @rectify.validator
     def _validate_rectify(self, inp: RectificationInput) -> None:
+        self._check_fresh(inp)
         self._require_unit(inp.actor, Stage.RECTIFICATION)
 
     @workflow.update
@@ -451,6 +520,7 @@ class CaseWorkflow:
 
     @explain.validator
     def _validate_explain(self, inp: ExplanationInput) -> None:
+        self._check_fresh(inp)
         self._require_unit(inp.actor, Stage.EXPLANATION)
 
     @workflow.update
@@ -459,12 +529,17 @@ class CaseWorkflow:
         async with self._step(self._validate_file_appeal, inp):
             self._move_to(Stage.APPEAL_REVIEW)
             await self._start_clock(DeadlineName.APPEAL_DECISION, workflow.now())
-            await self._record("appeal_filed", actor=inp.actor, data={"reason": inp.reason, "evidence": inp.evidence})
-            await self._notify("appeal_filed", "reviewers", key=f"appeal.r{self._round}")
+            await self._record(
+                "appeal_filed",
+                actor=inp.actor,
+                data={"reason": inp.reason, "evidence": inp.evidence},
+                notices=[self._notice("appeal_filed", "reviewers", key=f"appeal.r{self._round}")],
+            )
             return self._snapshot()
 
     @file_appeal.validator
     def _validate_file_appeal(self, inp: AppealInput) -> None:
+        self._check_fresh(inp)
         self._require_unit(inp.actor, Stage.APPEAL_FILING)
 
     @workflow.update
@@ -477,6 +552,7 @@ class CaseWorkflow:
 
     @give_feedback.validator
     def _validate_give_feedback(self, inp: FeedbackInput) -> None:
+        self._check_fresh(inp)
         self._require_unit(inp.actor, Stage.FEEDBACK)
         if self._feedback_message is not None:
             raise _reject("反馈已提交，正在发送")
@@ -490,12 +566,13 @@ class CaseWorkflow:
                 "extension_requested",
                 actor=inp.actor,
                 data={"deadline": inp.deadline.value, "new_due_at": inp.new_due_at.isoformat(), "reason": inp.reason},
+                notices=[self._notice("extension_requested", "supervisor", key="extension", message=inp.reason)],
             )
-            await self._notify("extension_requested", "supervisor", key=f"extension.{self._seq}", message=inp.reason)
             return self._snapshot()
 
     @request_extension.validator
     def _validate_request_extension(self, inp: ExtensionRequestInput) -> None:
+        self._check_fresh(inp)
         self._require_unit(inp.actor, None)
         if self._pending_extension is not None:
             raise _reject("已有一项延期申请待审批")
@@ -527,6 +604,7 @@ class CaseWorkflow:
 
     @decide_extension.validator
     def _validate_decide_extension(self, inp: ExtensionDecisionInput) -> None:
+        self._check_fresh(inp)
         self._require_role(inp.actor, Role.SUPERVISOR)
         if self._pending_extension is None:
             raise _reject("没有待审批的延期申请")
@@ -546,6 +624,7 @@ class CaseWorkflow:
 
     @extend_deadline.validator
     def _validate_extend_deadline(self, inp: ExtendInput) -> None:
+        self._check_fresh(inp)
         self._require_role(inp.actor, Role.SUPERVISOR)
         self._validate_new_due(inp.deadline, inp.new_due_at)
 
@@ -553,12 +632,17 @@ class CaseWorkflow:
     async def remind(self, inp: RemindInput) -> CaseSnapshot:
         """督办提醒: mail the unit now."""
         async with self._step(self._validate_remind, inp):
-            await self._record("supervisor_reminded", actor=inp.actor, data={"message": inp.message})
-            await self._notify("supervisor_reminder", "unit_staff", key=f"remind.{self._seq}", message=inp.message)
+            await self._record(
+                "supervisor_reminded",
+                actor=inp.actor,
+                data={"message": inp.message},
+                notices=[self._notice("supervisor_reminder", "unit_staff", key="remind", message=inp.message)],
+            )
             return self._snapshot()
 
     @remind.validator
     def _validate_remind(self, inp: RemindInput) -> None:
+        self._check_fresh(inp)
         self._require_role(inp.actor, Role.SUPERVISOR)
         self._require_open()
 
@@ -566,12 +650,17 @@ class CaseWorkflow:
     async def instruct(self, inp: InstructionInput) -> CaseSnapshot:
         """批示: a supervisor's instruction, recorded and mailed to the unit."""
         async with self._step(self._validate_instruct, inp):
-            await self._record("instructed", actor=inp.actor, data={"instruction": inp.instruction})
-            await self._notify("instruction", "unit_staff", key=f"instruct.{self._seq}", message=inp.instruction)
+            await self._record(
+                "instructed",
+                actor=inp.actor,
+                data={"instruction": inp.instruction},
+                notices=[self._notice("instruction", "unit_staff", key="instruct", message=inp.instruction)],
+            )
             return self._snapshot()
 
     @instruct.validator
     def _validate_instruct(self, inp: InstructionInput) -> None:
+        self._check_fresh(inp)
         self._require_role(inp.actor, Role.SUPERVISOR)
         self._require_open()
 
@@ -589,12 +678,13 @@ class CaseWorkflow:
                 "reassigned",
                 actor=inp.actor,
                 data={"from_unit": from_unit, "to_unit": inp.to_unit_id, "reason": inp.reason},
+                notice=self._notice("reassigned", "unit_staff", key="reassigned", message=inp.reason),
             )
-            await self._notify("reassigned", "unit_staff", key=f"reassigned.{self._seq}", message=inp.reason)
             return self._snapshot()
 
     @reassign.validator
     def _validate_reassign(self, inp: ReassignInput) -> None:
+        self._check_fresh(inp)
         self._require_role(inp.actor, Role.SUPERVISOR)
         if self._stage not in REASSIGNABLE_STAGES or self._feedback_message is not None:
             raise _reject(f"案件处于「{STAGE_LABELS_ZH[self._stage]}」阶段，不能改派")
@@ -612,9 +702,16 @@ class CaseWorkflow:
             if inp.upheld:
                 self._outcome = Outcome.NOT_ADOPTED
                 self._move_to(Stage.NOT_ADOPTED)
-                await self._record("appeal_upheld", actor=inp.actor, data=data, rating_adopted=False)
-                await self._notify(
-                    "not_adopted", "management_office", key=f"not_adopted.r{self._round}", message=inp.reason
+                await self._record(
+                    "appeal_upheld",
+                    actor=inp.actor,
+                    data=data,
+                    rating_adopted=False,
+                    notices=[
+                        self._notice(
+                            "not_adopted", "management_office", key=f"not_adopted.r{self._round}", message=inp.reason
+                        )
+                    ],
                 )
             else:
                 self._move_to(Stage.RECTIFICATION)
@@ -623,24 +720,37 @@ class CaseWorkflow:
 
     @decide_appeal.validator
     def _validate_decide_appeal(self, inp: AppealDecisionInput) -> None:
+        self._check_fresh(inp)
         self._require_role(inp.actor, Role.REVIEWER)
         self._require_stage(Stage.APPEAL_REVIEW)
 
     @workflow.update
     async def rater_respond(self, inp: RaterResponseInput) -> CaseSnapshot:
-        """The rater's answer through their one-time link: satisfied or not."""
-        async with self._step(self._validate_rater_respond, inp):
-            self._rater_answer = inp.satisfied
-            await self._record("rater_responded", actor=inp.actor, data={"satisfied": inp.satisfied})
-            return self._snapshot()
+        """The rater's answer through their one-time link: satisfied or not. The first answer wins."""
+        if not self._notices_beside_steps():
+            async with self._step(self._validate_rater_respond, inp):
+                self._rater_answer = inp.satisfied
+                await self._record("rater_responded", actor=inp.actor, data={"satisfied": inp.satisfied})
+                return self._snapshot()
+        # Taken at once, with no write to wait for: the run loop records it. Another answer may have
+        # been accepted since this one was validated, so check again before taking it.
+        self._rater_may_answer()
+        self._rater_answer = inp.satisfied
+        update = workflow.current_update_info()
+        self._rater_update_id = update.id if update else "rater"
+        return self._snapshot()
 
     @rater_respond.validator
     def _validate_rater_respond(self, inp: RaterResponseInput) -> None:
+        self._check_fresh(inp)
         if inp.actor.role != "rater":
             raise _reject("只有评价人可以确认办理结果", ErrorType.NOT_ALLOWED)
-        self._require_stage(Stage.RATER_RESPONSE)
+        self._rater_may_answer()
+
+    def _rater_may_answer(self) -> None:
         if self._rater_answer is not None:
-            raise _reject("已收到评价人的确认")
+            raise _reject("已收到评价人的确认", ErrorType.ALREADY_TAKEN)
+        self._require_stage(Stage.RATER_RESPONSE)
 
     # ---- system -------------------------------------------------------------------------------
 
@@ -671,8 +781,18 @@ class CaseWorkflow:
         # An update can arrive before `run` has written the "opened" event; act only after it.
         await workflow.wait_condition(lambda: self._opened)
         async with self._step_lock:
-            validate(inp)
+            self._revalidating = True
+            try:
+                validate(inp)
+            finally:
+                self._revalidating = False
             yield
+
+    def _check_fresh(self, inp: Any) -> None:
+        """Refuse a step that reaches the workflow after its caller stopped waiting (it was told: not taken)."""
+        expires_at = getattr(inp, "expires_at", None)
+        if not self._revalidating and expires_at is not None and workflow.now() > expires_at:
+            raise _reject("请求等待超时，未办理，请重试", ErrorType.EXPIRED)
 
     def _require_role(self, actor: Actor, role: Role) -> None:
         if actor.role != role:
@@ -708,28 +828,42 @@ class CaseWorkflow:
             raise _reject(f"案件已进入「{STAGE_LABELS_ZH[self._stage]}」阶段，请刷新后重试")
         self._stage = stage
 
-    async def _notify(
+    def _notice(
         self, kind: NoticeKind, audience: Audience, key: str, clock: Clock | None = None, message: str = ""
-    ) -> None:
-        notice = await workflow.execute_activity(
+    ) -> NoticeRequest:
+        """A notice for the next timeline event. Keys without a round or arm are made unique by the event."""
+        return NoticeRequest(
+            kind=kind,
+            audience=audience,
+            key=key if clock or ".r" in key else f"{key}.{self._seq + 1}",
+            deadline=clock.name if clock else None,
+            due_at=clock.due_at if clock else None,
+            rung=clock.rung if clock and kind == "escalation" else None,
+            message=message,
+        )
+
+    async def _notify_legacy(self, notice: NoticeRequest) -> None:
+        """Cases started before NOTICES_BESIDE_STEPS: the notify activity, then a "notified" event."""
+        kind, audience = notice.kind, notice.audience
+        notice_result = await workflow.execute_activity(
             ActivityName.NOTIFY,
             NotifyInput(
                 case_id=self._inp.case_id,
                 kind=kind,
                 audience=audience,
-                key=key,
+                key=notice.key,
                 stage=self._stage,
                 round=self._round,
-                deadline=clock.name if clock else None,
-                due_at=clock.due_at if clock else None,
-                rung=clock.rung if clock and kind == "escalation" else None,
-                message=message,
+                deadline=notice.deadline,
+                due_at=notice.due_at,
+                rung=notice.rung,
+                message=notice.message,
             ),
             result_type=NoticeResult,
             start_to_close_timeout=_ACTIVITY_TIMEOUT,
             retry_policy=_ACTIVITY_RETRY,
         )
-        await self._record("notified", data={"kind": kind, "audience": audience, **notice.model_dump()})
+        await self._record("notified", data={"kind": kind, "audience": audience, **notice_result.model_dump()})
 
     async def _record(
         self,
@@ -738,8 +872,18 @@ class CaseWorkflow:
         actor: Actor | None = None,
         data: dict[str, Any] | None = None,
         rating_adopted: bool | None = None,
+        notices: list[NoticeRequest] | None = None,
+        update_id: str | None = None,
     ) -> None:
-        """Append a timeline event; the case row gets the whole current state with it."""
+        """Append a timeline event; the case row gets the whole current state with it.
+
+        Notices are written with the event (one transaction) and sent by the worker's notice relay.
+        Cases on the old sequence send them through the notify activity after the event instead.
+        """
+        legacy = notices if notices and not self._notices_beside_steps() else []
+        if update_id is None:
+            update = workflow.current_update_info()
+            update_id = update.id if update else None
         async with self._record_lock:
             self._seq += 1
             snapshot = self._snapshot()
@@ -766,6 +910,9 @@ class CaseWorkflow:
                     closed_at=workflow.now() if terminal else None,
                     rating_adopted=rating_adopted,
                 ),
+                notices=[] if legacy else (notices or []),
+                actor_role=str(actor.role) if actor else "",
+                update_id=update_id,
             )
             await workflow.execute_activity(
                 ActivityName.RECORD_CASE_EVENT,
@@ -773,6 +920,8 @@ class CaseWorkflow:
                 start_to_close_timeout=_ACTIVITY_TIMEOUT,
                 retry_policy=_ACTIVITY_RETRY,
             )
+        for notice in legacy:
+            await self._notify_legacy(notice)
 
     def _index(self, snapshot: CaseSnapshot) -> None:
         """Keep the Temporal UI's filters (stage, unit, overdue, rung) in step; upsert only on change."""
@@ -804,4 +953,5 @@ class CaseWorkflow:
             deadlines=[c.view() for c in sorted(this_round, key=lambda c: c.started_at)],
             pending_extension=self._pending_extension.deadline if self._pending_extension else None,
             ledger_latest_due=self._ledger_latest,
+            rater_answer=self._rater_answer,
         )
