@@ -20,7 +20,7 @@ from fastapi import APIRouter, Header, status
 from fastapi.responses import JSONResponse
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.deps import (
@@ -39,6 +39,7 @@ from config import Settings
 from models.case_types import CaseWorkflowInput, workflow_id_for_rating
 from models.cases import Case
 from models.db import utcnow
+from models.idempotency import IdempotentResponse
 from models.outbox import START_CASE, OutboxEntry
 from models.policy_store import policy_for_unit
 from models.privacy import mask_email, mask_name, mask_phone
@@ -80,12 +81,13 @@ async def submit_rating(
         raise api_error(422, "no_staff_to_rate", "该办件没有经办工作人员，只能评价事项", field="target")
 
     pinned = await policy_for_unit(session, record.unit_id)
-    claimed = None
+    claimed: IdempotentResponse | None = None
     if idempotency_key is not None:
         # Before any other write: a lost claim rolls the session back and answers as the winner did.
-        claimed = await claim(session, scope, idempotency_key, request_hash)
-        if isinstance(claimed, JSONResponse):
-            return claimed
+        outcome = await claim(session, scope, idempotency_key, request_hash)
+        if isinstance(outcome, JSONResponse):
+            return outcome
+        claimed = outcome
     rating = Rating(
         record_id=record.id,
         level=body.level,
@@ -191,7 +193,7 @@ async def _start_case_now(
 async def _mark_dispatched(session: AsyncSession, outbox_id: int | None) -> None:
     """Spare the relay a start that has happened (were this lost, the relay's start is a harmless repeat)."""
     await session.exec(
-        update(OutboxEntry).where(OutboxEntry.id == outbox_id).values(dispatched_at=utcnow(), attempts=1)
+        update(OutboxEntry).where(col(OutboxEntry.id) == outbox_id).values(dispatched_at=utcnow(), attempts=1)
     )  # type: ignore[call-overload]
     await session.commit()
 

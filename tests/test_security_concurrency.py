@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from datetime import timedelta
 
 import httpx
@@ -48,7 +49,7 @@ async def staff_row(db: Database) -> User:
         return user
 
 
-def try_login(api: httpx.AsyncClient, password: str, username: str = "scj_staff") -> object:
+def try_login(api: httpx.AsyncClient, password: str, username: str = "scj_staff") -> Awaitable[httpx.Response]:
     return api.post(TOKEN_URL, data={"username": username, "password": password})
 
 
