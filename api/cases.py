@@ -1,35 +1,37 @@
 """Cases (差评工单): the inbox and case page (read from SQL), and every action on a case (Temporal Updates).
 
-Reads never touch Temporal. Each action is an Update on the case workflow: the API first checks
-the caller's role and scope against the database, then the workflow's validator checks stage and
-fields; a rejection comes back as 409 (wrong stage), 403 (not yours to do) or 422 (bad input).
-The action table at the bottom is the whole list of what each role may do.
+Reads never touch Temporal. Each action is an Update on the case workflow (api/case_steps.py): the
+API first checks the caller's role and scope against the database, then the workflow's validator
+checks stage and fields; a rejection comes back as 409 (wrong stage, already taken), 403 (not yours
+to do) or 422 (bad input); 202 means taken and still finishing, 503 means not taken. The action
+table at the bottom is the whole list of what each role may do.
 """
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import CurrentUser, SessionDep, TemporalDep, audit_user_action, visible_unit_ids
-from api.errors import api_error
-from api.idempotency import check_key
+from api.case_steps import StepAccepted, StepCall, StepError, poll_update, take_step
+from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep, client_address, visible_unit_ids
+from api.errors import ErrorBody, api_error
+from api.params import IdempotencyKey, IdPath, Limit, Offset, OptionalIdQuery
 from models import case_actions as actions
-from models.case_types import TERMINAL_STAGES, Actor, CaseSnapshot, DeadlineView, ErrorType, Stage, Verdict
+from models.case_requests import CaseStepRequest
+from models.case_types import TERMINAL_STAGES, Actor, CaseSnapshot, DeadlineView, Stage, Verdict
 from models.cases import Case, CaseDetail, CaseEvent, CaseEventRead, CasePage, CaseSummary, RaterAnswerView, RaterView
+from models.notifications import NoticeView, Notification
 from models.organisation import Unit, unit_subtree_ids
 from models.policy_store import policy_version
 from models.privacy import mask_email, mask_name, mask_phone
@@ -38,18 +40,9 @@ from models.ratings import Rating
 from models.roles import Role
 from models.services import ServiceItem, ServiceRecord
 from models.users import User
-from runtime.temporal import TemporalConnection
 from workflows.case import CaseWorkflow
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
-
-# A validator's ApplicationError type → (HTTP status, error code).
-_UPDATE_ERRORS = {
-    ErrorType.WRONG_STAGE: (409, "wrong_stage"),
-    ErrorType.NOT_ALLOWED: (403, "not_allowed"),
-    ErrorType.INVALID_INPUT: (422, "invalid_input"),
-}
-_UPDATE_TIMEOUT_SECONDS = 30
 
 
 # ---- reads ---------------------------------------------------------------------------------
@@ -88,8 +81,9 @@ def _summary(case: Case, unit_name: str, item_name: str, record_no: str, rating:
 async def _scope_conditions(session: AsyncSession, user: User) -> list[Any]:
     """SQL conditions limiting cases to what the user may see."""
     if user.role == Role.REVIEWER:
-        # Reviewers decide appeals: they see the cases that went down the appeal path.
-        return [Case.verdict == Verdict.DISPUTED]
+        # Reviewers decide appeals of their office's subtree: they see the cases that went down the appeal path.
+        offices = await unit_subtree_ids(session, user.unit_id) if user.unit_id is not None else set()
+        return [Case.verdict == Verdict.DISPUTED, col(Case.unit_id).in_(offices)]
     units = await visible_unit_ids(session, user)
     return [] if units is None else [col(Case.unit_id).in_(units)]
 
@@ -100,13 +94,13 @@ async def list_cases(
     user: CurrentUser,
     status: Literal["open", "finished"] | None = None,
     stage: Stage | None = None,
-    unit_id: int | None = None,
+    unit_id: OptionalIdQuery = None,
     overdue: bool | None = None,
     escalation_rung: Annotated[int | None, Query(ge=0, le=5, description="at least this rung")] = None,
     due_before: Annotated[datetime | None, Query(description="next running deadline before this time")] = None,
-    round: Annotated[int | None, Query(ge=1)] = None,  # noqa: A002 - the domain's word (第几轮)
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    round: Annotated[int | None, Query(ge=1, le=100)] = None,  # noqa: A002 - the domain's word (第几轮)
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> CasePage:
     """Cases the caller may see (own unit; a supervisor's subtree; appeals for reviewers; all for admins)."""
     conditions = await _scope_conditions(session, user)
@@ -140,7 +134,7 @@ async def list_cases(
 
 
 @router.get("/{case_id}", response_model=CaseDetail)
-async def get_case(case_id: int, session: SessionDep, user: CurrentUser) -> CaseDetail:
+async def get_case(case_id: IdPath, session: SessionDep, user: CurrentUser) -> CaseDetail:
     """One case: stage, every due date, overdue, rung, round, policy version and the timeline with actors."""
     row = await _visible_case_row(session, user, case_id)
     case, rating = row[0], row[4]
@@ -149,6 +143,9 @@ async def get_case(case_id: int, session: SessionDep, user: CurrentUser) -> Case
     ).all()
     links = (
         await session.exec(select(RaterLink).where(RaterLink.case_id == case_id).order_by(col(RaterLink.round)))
+    ).all()
+    notices = (
+        await session.exec(select(Notification).where(Notification.case_id == case_id).order_by(col(Notification.id)))
     ).all()
     return CaseDetail(
         **_summary(*row),
@@ -169,6 +166,19 @@ async def get_case(case_id: int, session: SessionDep, user: CurrentUser) -> Case
         timeline=[
             CaseEventRead(stage=e.stage, round=e.round, action=e.action, actor=e.actor, at=e.at, data=e.data)
             for e in events
+        ],
+        notices=[
+            NoticeView(
+                kind=n.kind,
+                channel=n.channel,
+                recipient=n.recipient_ref,
+                status=n.status,
+                attempts=n.attempts,
+                last_error=n.last_error,
+                created_at=n.created_at,
+                sent_at=n.sent_at,
+            )
+            for n in notices
         ],
     )
 
@@ -222,43 +232,11 @@ async def _supervises_target(session: AsyncSession, user: User, case: Case, body
         raise api_error(403, "not_supervisor", "只能改派到您督办范围内的单位")
 
 
-async def _reviewer(_session: AsyncSession, user: User, _case: Case, _body: BaseModel) -> None:
-    if user.role != Role.REVIEWER:
+async def _reviewer(session: AsyncSession, user: User, case: Case, _body: BaseModel) -> None:
+    if user.role != Role.REVIEWER or user.unit_id is None:
         raise api_error(403, "not_reviewer", "只有复核人员可以作出复核决定")
-
-
-async def _act(
-    session: AsyncSession,
-    temporal: TemporalConnection,
-    user: User,
-    case_id: int,
-    update: Any,
-    update_input: BaseModel,
-    idempotency_key: str | None,
-) -> CaseSnapshot:
-    """Send one Update to the case workflow and turn a rejection into an HTTP error."""
-    case = (await _visible_case_row(session, user, case_id))[0]
-    if case.workflow_started_at is None:
-        raise api_error(409, "case_starting", "工单正在建立，请稍后再试")
-    try:
-        client = await temporal.client()
-        handle = client.get_workflow_handle_for(CaseWorkflow.run, case.workflow_id)
-        return await asyncio.wait_for(
-            handle.execute_update(update, update_input, id=idempotency_key or str(uuid.uuid4())),
-            timeout=_UPDATE_TIMEOUT_SECONDS,
-        )
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        if isinstance(cause, ApplicationError):
-            status, code = _UPDATE_ERRORS.get(cause.type or "", (409, "rejected"))
-            raise api_error(status, code, cause.message) from None
-        raise
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise api_error(409, "case_not_running", "工单流程不存在或已结束") from None
-        raise api_error(503, "temporal_unavailable", "工单服务暂时不可用，请稍后重试") from None
-    except (TimeoutError, OSError, RuntimeError):
-        raise api_error(503, "temporal_unavailable", "工单服务暂时不可用，请稍后重试") from None
+    if case.unit_id not in await unit_subtree_ids(session, user.unit_id):
+        raise api_error(403, "not_reviewer", "此申诉不在您所在复核机构的范围内")
 
 
 @dataclass(frozen=True)
@@ -346,38 +324,40 @@ CASE_ACTIONS: list[CaseAction] = [
 ]
 
 
-def _endpoint(action: CaseAction) -> Callable[..., Awaitable[CaseSnapshot]]:
+def _endpoint(action: CaseAction) -> Callable[..., Awaitable[CaseSnapshot | JSONResponse]]:
     async def endpoint(
-        case_id: int,
+        case_id: IdPath,
         body: BaseModel,
         request: Request,
         session: SessionDep,
+        settings: SettingsDep,
         temporal: TemporalDep,
         user: CurrentUser,
-        idempotency_key: Annotated[
-            str | None, Header(alias="Idempotency-Key", description="A retried click with the same key acts once")
-        ] = None,
-    ) -> CaseSnapshot:
-        check_key(idempotency_key)
+        idempotency_key: IdempotencyKey = None,
+    ) -> CaseSnapshot | JSONResponse:
         case = (await _visible_case_row(session, user, case_id))[0]
         await action.allowed(session, user, case, body)
         assert user.id is not None
         actor = Actor(user_id=user.id, role=user.role, unit_id=user.unit_id)
-        inp = action.workflow_input(actor=actor, **body.model_dump())
-        snapshot = await _act(session, temporal, user, case_id, action.update, inp, idempotency_key)
-        audit_user_action(
-            session,
-            request,
-            user,
-            f"case.{action.path}",
-            "case",
-            case_id,
-            unit_id=case.unit_id,
-            before={"stage": case.stage.value, "unit_id": case.unit_id},
-            after={**body.model_dump(mode="json"), "stage": snapshot.stage.value, "unit_id": snapshot.unit_id},
+        call = StepCall(
+            case=case,
+            requester=f"user:{user.id}",
+            action=action.path,
+            update=action.update,
+            update_input=action.workflow_input(actor=actor, **body.model_dump()),
+            fields=body.model_dump(mode="json"),
+            idempotency_key=idempotency_key,
+            client=client_address(request),
         )
-        await session.commit()
-        return snapshot
+        try:
+            outcome = await take_step(
+                session, temporal, call, settings.case_action_wait_seconds, f"/api/v1/cases/{case_id}/requests/{{}}"
+            )
+        except StepError as exc:
+            return step_error_response(exc)
+        if isinstance(outcome, StepAccepted):
+            return JSONResponse(status_code=202, content=outcome.model_dump())
+        return outcome
 
     # FastAPI reads the body model from the annotation; each action has its own.
     endpoint.__annotations__["body"] = action.fields
@@ -386,12 +366,83 @@ def _endpoint(action: CaseAction) -> Callable[..., Awaitable[CaseSnapshot]]:
     return endpoint
 
 
+def step_error_response(exc: StepError) -> JSONResponse:
+    """A refused or untaken step as the JSON error body, with Retry-After when it was not taken."""
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+    return JSONResponse(
+        status_code=exc.status, content={"detail": {"code": exc.code, "message": exc.message}}, headers=headers
+    )
+
+
+_STEP_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"model": StepAccepted, "description": "Taken (durably accepted) and still finishing: see check_url"},
+    409: {"model": ErrorBody, "description": "Refused: the case is not in a stage for this step, or it was taken"},
+    503: {"model": ErrorBody, "description": "Not taken (the case service is unavailable): retry after Retry-After"},
+}
+
+
 for _action in CASE_ACTIONS:
     router.add_api_route(
         f"/{{case_id}}/{_action.path}",
         _endpoint(_action),
         methods=["POST"],
         response_model=CaseSnapshot,
+        responses=_STEP_RESPONSES,
         summary=_action.summary,
         name=f"case_{_action.path}",
     )
+
+
+class StepStatus(BaseModel):
+    """Where a step asked for by a request stands."""
+
+    request_id: str
+    action: str
+    status: Literal["completed", "in_progress", "refused", "not_taken"]
+    stage: Stage | None = None
+    message: str = ""
+
+
+@router.get("/{case_id}/requests/{request_id}", response_model=StepStatus)
+async def get_step_request(
+    case_id: IdPath,
+    request_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9a-f]+$")],
+    session: SessionDep,
+    temporal: TemporalDep,
+    user: CurrentUser,
+) -> StepStatus:
+    """The outcome of a step that was answered 202 (or of any step request on a case the caller can see)."""
+    case = (await _visible_case_row(session, user, case_id))[0]
+    request = (
+        await session.exec(
+            select(CaseStepRequest).where(CaseStepRequest.case_id == case_id, CaseStepRequest.update_id == request_id)
+        )
+    ).first()
+    if request is None:
+        raise api_error(404, "not_found", f"办理请求 {request_id} 不存在")
+    status = StepStatus(request_id=request_id, action=request.action, status="in_progress")
+    if request.completed_at is not None:
+        event = (
+            await session.exec(
+                select(CaseEvent).where(CaseEvent.case_id == case_id, CaseEvent.event_key == request.event_key)
+            )
+        ).first()
+        return status.model_copy(update={"status": "completed", "stage": event.stage if event else case.stage})
+    try:
+        client = await asyncio.wait_for(temporal.client(), timeout=2)
+        answer = await poll_update(client, case.workflow_id, request_id, accepted_only=False)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return status.model_copy(update={"status": "not_taken", "message": "此请求未被办理"})
+        if exc.status == RPCStatusCode.DEADLINE_EXCEEDED:
+            return status
+        raise api_error(503, "temporal_unavailable", "工单服务暂时不可用，请稍后重试") from None
+    except (TimeoutError, OSError, RuntimeError):
+        raise api_error(503, "temporal_unavailable", "工单服务暂时不可用，请稍后重试") from None
+    if answer.outcome.HasField("failure"):
+        failure = answer.outcome.failure
+        not_taken = failure.application_failure_info.type == "Expired"
+        return status.model_copy(update={"status": "not_taken" if not_taken else "refused", "message": failure.message})
+    if answer.outcome.HasField("success"):
+        return status.model_copy(update={"status": "completed", "stage": case.stage})
+    return status

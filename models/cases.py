@@ -15,6 +15,7 @@ from sqlmodel import Field, SQLModel
 
 from models.case_types import DeadlineView, Outcome, Stage, Verdict
 from models.db import UTCDateTime, str_enum, utcnow
+from models.notifications import NoticeView
 
 
 class Case(SQLModel, table=True):
@@ -111,6 +112,7 @@ class CaseDetail(CaseSummary):
     rater: RaterView
     rater_answers: list[RaterAnswerView]
     timeline: list[CaseEventRead]
+    notices: list[NoticeView] = Field(default_factory=list, description="every email and SMS about the case")
 
 
 class CasePage(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import shutil
 import socket
 import uuid
@@ -312,6 +313,23 @@ async def delivered(
         return found if len(found) >= count else []
 
     return await eventually(arrived, timeout=timeout)  # type: ignore[no-any-return]
+
+
+def csrf_of(page: httpx.Response) -> str:
+    """The CSRF token of a rater page's form."""
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found, page.text
+    return found.group(1)
+
+
+async def answer_link(
+    api: httpx.AsyncClient, token: str, satisfied: bool, comment: str = "", page: httpx.Response | None = None
+) -> httpx.Response:
+    """Open the rater's link (the page sets the CSRF cookie) and post the answer from its form."""
+    page = page or await api.get(f"/r/{token}")
+    assert page.status_code == 200, page.text
+    form = {"satisfied": "yes" if satisfied else "no", "comment": comment, "csrf": csrf_of(page)}
+    return await api.post(f"/r/{token}", data=form)
 
 
 async def case_events(db: Database, case_id: int) -> list[CaseEvent]:

@@ -18,6 +18,7 @@ from fastapi.routing import APIRoute
 
 from api.app import create_app
 from models.case_types import Verdict
+from models.case_requests import CaseStepRequest
 from models.cases import Case
 from models.db import Database
 from runtime.seed import DemoCredentials
@@ -26,13 +27,17 @@ from tests.conftest import bad_rating, login
 ANONYMOUS, API_KEY = "anonymous", "api_key"
 OWN_STAFF, OTHER_STAFF, SUPERVISOR, REVIEWER, ADMIN = "own_staff", "other_staff", "supervisor", "reviewer", "admin"
 OTHER_SUPERVISOR = "other_supervisor"  # supervises 人社局 only: the target case is outside their subtree
-CALLERS = [ANONYMOUS, API_KEY, OWN_STAFF, OTHER_STAFF, SUPERVISOR, OTHER_SUPERVISOR, REVIEWER, ADMIN]
-USERS = {OWN_STAFF, OTHER_STAFF, SUPERVISOR, OTHER_SUPERVISOR, REVIEWER, ADMIN}
+OTHER_REVIEWER = "other_reviewer"  # a reviewer of another top-level office: the target appeal is not theirs
+CALLERS = [ANONYMOUS, API_KEY, OWN_STAFF, OTHER_STAFF, SUPERVISOR, OTHER_SUPERVISOR, REVIEWER, OTHER_REVIEWER, ADMIN]
+USERS = {OWN_STAFF, OTHER_STAFF, SUPERVISOR, OTHER_SUPERVISOR, REVIEWER, OTHER_REVIEWER, ADMIN}
 PUBLIC = "public"  # open on purpose; the token or the form is the credential
 
 UNIT_STEP = {OWN_STAFF}
 RULES: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/healthz"): PUBLIC,
+    ("GET", "/docs"): PUBLIC,
+    ("GET", "/docs/swagger-init.js"): PUBLIC,
+    ("ANY", "/docs/assets"): PUBLIC,
     ("POST", "/api/v1/auth/token"): PUBLIC,
     ("GET", "/r/{token}"): PUBLIC,
     ("POST", "/r/{token}"): PUBLIC,
@@ -42,6 +47,7 @@ RULES: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/v1/ratings/{rating_id}"): {API_KEY, OWN_STAFF, SUPERVISOR, ADMIN},
     ("GET", "/api/v1/cases"): USERS,
     ("GET", "/api/v1/cases/{case_id}"): {OWN_STAFF, SUPERVISOR, REVIEWER, ADMIN},
+    ("GET", "/api/v1/cases/{case_id}/requests/{request_id}"): {OWN_STAFF, SUPERVISOR, REVIEWER, ADMIN},
     ("POST", "/api/v1/cases/{case_id}/accept"): UNIT_STEP,
     ("POST", "/api/v1/cases/{case_id}/callbacks"): UNIT_STEP,
     ("POST", "/api/v1/cases/{case_id}/verification"): UNIT_STEP,
@@ -88,8 +94,16 @@ PATH_VALUES = {
     "region_code": "370600",
     "year": "2027",
     "token": "not-a-real-token",
+    "request_id": "0a1b2c3d",
 }
 SOON = "2030-01-01T00:00:00+08:00"
+OTHER_OFFICE = {"code": "WH-ZWB", "name": "威海市政务服务管理办公室", "region_code": "370600"}
+OTHER_REVIEWER_ACCOUNT = {
+    "username": "wh_reviewer",
+    "display_name": "威海 复核",
+    "role": "reviewer",
+    "password": "another-long-password",
+}
 OTHER_SUPERVISOR_ACCOUNT = {
     "username": "rsj_supervisor",
     "display_name": "人社局 督办",
@@ -189,7 +203,19 @@ async def test_authorization_matrix(offline_api: httpx.AsyncClient, demo: DemoCr
         case = await session.get(Case, 1)
         assert case is not None
         case.verdict = Verdict.DISPUTED
+        case.workflow_started_at = case.opened_at
         session.add(case)
+        # A step request that finished, so reading it is allowed or refused by scope alone.
+        session.add(
+            CaseStepRequest(
+                update_id=PATH_VALUES["request_id"],
+                case_id=1,
+                requester="user:4",
+                action="accept",
+                request_hash="0" * 64,
+                completed_at=case.opened_at,
+            )
+        )
         await session.commit()
     headers: dict[str, dict[str, str]] = {ANONYMOUS: {}, API_KEY: {"X-API-Key": demo.api_key}}
     for caller, username in ((OWN_STAFF, "scj_staff"), (OTHER_STAFF, "rsj_staff"), (SUPERVISOR, "supervisor"),
@@ -199,6 +225,12 @@ async def test_authorization_matrix(offline_api: httpx.AsyncClient, demo: DemoCr
     made = await offline_api.post("/api/v1/admin/users", json=other_supervisor, headers=headers[ADMIN])
     assert made.status_code == 201, made.text
     headers[OTHER_SUPERVISOR] = await login(offline_api, other_supervisor["username"], other_supervisor["password"])
+    office = await offline_api.post("/api/v1/admin/units", json=OTHER_OFFICE, headers=headers[ADMIN])
+    assert office.status_code == 201, office.text
+    reviewer = {**OTHER_REVIEWER_ACCOUNT, "unit_id": office.json()["id"]}
+    made = await offline_api.post("/api/v1/admin/users", json=reviewer, headers=headers[ADMIN])
+    assert made.status_code == 201, made.text
+    headers[OTHER_REVIEWER] = await login(offline_api, reviewer["username"], reviewer["password"])
     spare = await offline_api.post(
         "/api/v1/admin/api-keys", json={"name": "备用", "source_system": "spare"}, headers=headers[ADMIN]
     )

@@ -16,7 +16,17 @@ from models.outbox import OutboxEntry
 from runtime.mail_sink import MailSink, message_text
 from runtime.seed import DemoCredentials
 from runtime.temporal import TemporalConnection
-from tests.conftest import RATER, api_client, bad_rating, case_events, delivered, eventually, login, running_worker
+from tests.conftest import (
+    RATER,
+    answer_link,
+    api_client,
+    bad_rating,
+    case_events,
+    delivered,
+    eventually,
+    login,
+    running_worker,
+)
 from tests.pii_scan import find_in_history
 
 RECORD = {
@@ -88,7 +98,7 @@ async def test_rating_to_closed_case_with_feedback_mail(
         assert link is not None
         page = await api.get(f"/r/{link.group(1)}")
         assert page.status_code == 200 and FEEDBACK in page.text and "满意" in page.text
-        answered = await api.post(f"/r/{link.group(1)}", data={"satisfied": "yes", "comment": "很快就改了"})
+        answered = await answer_link(api, link.group(1), True, "很快就改了", page=page)
         assert answered.status_code == 200 and "感谢" in answered.text
         again = await api.get(f"/r/{link.group(1)}")
         assert again.status_code == 410 and "已使用" in again.text
