@@ -17,8 +17,8 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from api.app import create_app
-from models.case_types import Verdict
 from models.case_requests import CaseStepRequest
+from models.case_types import Verdict
 from models.cases import Case
 from models.db import Database
 from runtime.seed import DemoCredentials
