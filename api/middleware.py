@@ -58,12 +58,13 @@ def request_id_of(scope: Scope) -> str:
 
 def route_template(scope: Scope) -> str:
     """The matched route's path template (``/r/{token}``), or ``-`` before or without a match."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    if path is None:
-        return "-"
-    # A mount (static files) matches everything under its prefix.
-    return path if hasattr(route, "endpoint") else f"{path}/{{path}}"
+    path = getattr(scope.get("route"), "path", None)
+    if path is not None:
+        return path
+    if "endpoint" in scope and scope.get("root_path"):
+        # A mount (the static files) sets no route, only its prefix as the root path.
+        return f"{scope['root_path']}/{{path}}"
+    return "-"
 
 
 async def send_json(

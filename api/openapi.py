@@ -22,7 +22,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 
 from api import deps
 from api.errors import STATUS_DESCRIPTIONS, ErrorBody
@@ -44,7 +44,7 @@ def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
         yield from _calls(dep)
 
 
-def error_statuses(route: APIRoute, method: str) -> set[int]:
+def error_statuses(route: RouteContext, method: str) -> set[int]:
     """The error statuses an operation can answer with, by what the route depends on and where it is."""
     statuses = set(_EVERYWHERE)
     calls = set(_calls(route.dependant))
@@ -99,20 +99,20 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     components.update(error_schema.pop("$defs", {}))
     components["ErrorBody"] = error_schema
 
-    for route in app.routes:
-        if not isinstance(route, APIRoute) or not route.include_in_schema:
+    # Included routers are nested (FastAPI's RouteContext): walk the flattened, prefixed view.
+    for route in iter_route_contexts(app.routes):
+        if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
             continue
-        for method in route.methods:
+        for method in route.methods or ():
             operation = schema["paths"].get(route.path_format, {}).get(method.lower())
             if operation is None:
                 continue
             responses = operation.setdefault("responses", {})
             for status in sorted(error_statuses(route, method)):
-                declared = responses.get(str(status))
-                if declared is None:
-                    responses[str(status)] = _error_response(status)
-                elif not declared.get("content"):
-                    declared["content"] = _error_response(status)["content"]
+                responses.setdefault(str(status), _error_response(status))
+            for status, declared in responses.items():
+                if status.isdigit() and int(status) >= 400 and not declared.get("content"):
+                    declared["content"] = _error_response(int(status))["content"]
             # Keep the listing in status order: easier to read in /docs.
             operation["responses"] = dict(sorted(responses.items()))
     return schema
