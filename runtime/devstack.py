@@ -187,6 +187,8 @@ def main() -> None:
                 settings.api_host,
                 "--port",
                 str(settings.api_port),
+                # uvicorn's access log prints full paths, rater tokens included; the app logs route templates.
+                "--no-access-log",
             ],
             "API",
             env,
