@@ -108,17 +108,16 @@ def request_fingerprint(action: str, fields: dict[str, Any]) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-async def record_request(session: AsyncSession, call: StepCall) -> CaseStepRequest:
+async def record_request(session: AsyncSession, call: StepCall, case_id: int) -> CaseStepRequest:
     """The request row, committed before the Update is sent; a retry with the same key gets the first row."""
     fingerprint = request_fingerprint(call.action, call.fields)
-    assert call.case.id is not None
     if call.idempotency_key is not None:
-        existing = await _keyed_request(session, call)
+        existing = await _keyed_request(session, call, case_id)
         if existing is not None:
             return _same_request(existing, fingerprint)
     request = CaseStepRequest(
         update_id=uuid.uuid4().hex,
-        case_id=call.case.id,
+        case_id=case_id,
         requester=call.requester,
         action=call.action,
         idempotency_key=call.idempotency_key,
@@ -131,18 +130,18 @@ async def record_request(session: AsyncSession, call: StepCall) -> CaseStepReque
     except IntegrityError:
         # A concurrent retry with the same key wrote its row first: act as that request.
         await session.rollback()
-        existing = await _keyed_request(session, call)
+        existing = await _keyed_request(session, call, case_id)
         if existing is None:
             raise
         return _same_request(existing, fingerprint)
     return request
 
 
-async def _keyed_request(session: AsyncSession, call: StepCall) -> CaseStepRequest | None:
+async def _keyed_request(session: AsyncSession, call: StepCall, case_id: int) -> CaseStepRequest | None:
     return (
         await session.exec(
             select(CaseStepRequest).where(
-                CaseStepRequest.case_id == call.case.id,
+                CaseStepRequest.case_id == case_id,
                 CaseStepRequest.requester == call.requester,
                 CaseStepRequest.idempotency_key == call.idempotency_key,
             )
@@ -162,25 +161,29 @@ async def take_step(
     session: AsyncSession, temporal: TemporalConnection, call: StepCall, wait_seconds: float, check_url: str
 ) -> CaseSnapshot | StepAccepted:
     """Ask the workflow to take the step, waiting at most wait_seconds (see the module docstring)."""
+    # Read before any commit or rollback: a rolled-back session expires the loaded case.
+    case_id, workflow_id = call.case.id, call.case.workflow_id
+    assert case_id is not None
     if call.case.workflow_started_at is None:
         raise StepError(409, "case_starting", "工单正在建立，请稍后再试")
-    request = await record_request(session, call)
+    request = await record_request(session, call, case_id)
+    update_id = request.update_id
     started = utcnow()
     wait = timedelta(seconds=wait_seconds)
     call.update_input.expires_at = started + wait - _EXPIRY_MARGIN
     try:
         client = await asyncio.wait_for(temporal.client(), timeout=wait_seconds)
-        handle = client.get_workflow_handle_for(CaseWorkflow.run, call.case.workflow_id)
+        handle = client.get_workflow_handle_for(CaseWorkflow.run, workflow_id)
         update = await asyncio.wait_for(
             handle.start_update(
-                call.update, call.update_input, id=request.update_id, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+                call.update, call.update_input, id=update_id, wait_for_stage=WorkflowUpdateStage.ACCEPTED
             ),
             timeout=wait_seconds,
         )
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
-        if not await _accepted_after_all(temporal, call.case.workflow_id, request.update_id):
+        if not await _accepted_after_all(temporal, workflow_id, update_id):
             raise StepError(503, "not_taken", NOT_TAKEN) from None
-        return StepAccepted(request_id=request.update_id, check_url=check_url.format(request.update_id))
+        return StepAccepted(request_id=update_id, check_url=check_url.format(update_id))
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise StepError(409, "case_not_running", "工单流程不存在或已结束") from None
@@ -193,7 +196,7 @@ async def take_step(
     except WorkflowUpdateFailedError as exc:
         raise refusal(exc) from None
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError, RPCError):
-        return StepAccepted(request_id=request.update_id, check_url=check_url.format(request.update_id))
+        return StepAccepted(request_id=update_id, check_url=check_url.format(update_id))
     return snapshot
 
 

@@ -434,7 +434,7 @@ async def get_step_request(
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             return status.model_copy(update={"status": "not_taken", "message": "此请求未被办理"})
-        if exc.status == RPCStatusCode.DEADLINE_EXCEEDED:
+        if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):  # the poll's own timeout
             return status
         raise api_error(503, "temporal_unavailable", "工单服务暂时不可用，请稍后重试") from None
     except (TimeoutError, OSError, RuntimeError):
@@ -444,5 +444,6 @@ async def get_step_request(
         not_taken = failure.application_failure_info.type == "Expired"
         return status.model_copy(update={"status": "not_taken" if not_taken else "refused", "message": failure.message})
     if answer.outcome.HasField("success"):
-        return status.model_copy(update={"status": "completed", "stage": case.stage})
+        [snapshot] = await client.data_converter.decode(answer.outcome.success.payloads, [CaseSnapshot])
+        return status.model_copy(update={"status": "completed", "stage": snapshot.stage})
     return status

@@ -19,9 +19,19 @@ class MailSink:
     def __init__(self, folder: Path | None = None) -> None:
         self.folder = folder
         self.messages: list[EmailMessage] = []
+        # Addresses this server refuses with a permanent 550, as a real relay does for a dead mailbox (tests).
+        self.refuse: set[str] = set()
         self._counter = itertools.count(1)
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd hook name
+        self, _server: Any, _session: Any, envelope: Any, address: str, _options: list[str]
+    ) -> str:
+        if address in self.refuse:
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd hook name
         raw: bytes = envelope.original_content or envelope.content
