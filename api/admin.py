@@ -120,8 +120,9 @@ def _visible_fields(user: User) -> dict[str, Any]:
 
 
 async def _check_unit_for_role(session: AsyncSession, role: Role, unit_id: int | None) -> None:
-    if role in (Role.UNIT_STAFF, Role.SUPERVISOR) and unit_id is None:
-        raise api_error(422, "unit_required", "承办人员和督办人员须属于一个单位", field="unit_id")
+    if role in (Role.UNIT_STAFF, Role.SUPERVISOR, Role.REVIEWER) and unit_id is None:
+        # Reviewers belong to an office too: they decide only appeals of the units below it.
+        raise api_error(422, "unit_required", "承办人员、督办人员和复核人员须属于一个单位", field="unit_id")
     if unit_id is not None and await session.get(Unit, unit_id) is None:
         raise api_error(422, "unknown_unit", f"单位 {unit_id} 不存在", field="unit_id")
 

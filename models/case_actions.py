@@ -121,7 +121,7 @@ class RemindFields(RequestBody):
 class ReassignFields(RequestBody):
     """改派: hand the case to another unit; the round starts again there."""
 
-    to_unit_id: int
+    to_unit_id: int = Field(ge=1, le=2_147_483_647)
     reason: str = Field(min_length=1, max_length=4000)
 
 

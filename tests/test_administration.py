@@ -19,6 +19,7 @@ NEW_USER = {
     "display_name": "复核组 赵复核",
     "email": "zhao@yantai.example.cn",
     "role": "reviewer",
+    "unit_id": 1,
     "password": "correct horse battery",
 }
 
@@ -36,9 +37,15 @@ async def test_users_are_managed_and_every_change_is_audited(
     )
     assert weak.status_code == 422 and weak.json()["detail"]["errors"][0]["field"] == "password"
     no_unit = await offline_api.post(
-        "/api/v1/admin/users", json={**NEW_USER, "username": "staff_nounit", "role": "unit_staff"}, headers=admin
+        "/api/v1/admin/users",
+        json={**NEW_USER, "username": "staff_nounit", "role": "unit_staff", "unit_id": None},
+        headers=admin,
     )
     assert no_unit.status_code == 422 and no_unit.json()["detail"]["field"] == "unit_id"
+    # Reviewers belong to an office as well: they decide only the appeals of the units below it.
+    officeless = {**NEW_USER, "username": "reviewer_nounit", "unit_id": None}
+    no_office = await offline_api.post("/api/v1/admin/users", json=officeless, headers=admin)
+    assert no_office.status_code == 422 and no_office.json()["detail"]["field"] == "unit_id"
 
     await login(offline_api, NEW_USER["username"], NEW_USER["password"])
     disabled = await offline_api.patch(f"/api/v1/admin/users/{user_id}", json={"active": False}, headers=admin)
