@@ -15,10 +15,11 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)
 	$(PY) -m runtime.devstack
 
-## Run the whole test suite: lint, format check, then pytest (PostgreSQL on 127.0.0.1:5432, database `test`).
+## Run the whole test suite: lint, format check, type check, then pytest (PostgreSQL on 127.0.0.1:5432, database `test`).
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy .
 	$(PY) -m pytest
 
 ## Re-pin every dependency after changing pyproject.toml.
@@ -26,4 +27,4 @@ lock: $(STAMP)
 	$(PY) -m pip freeze --exclude-editable --disable-pip-version-check > constraints.txt
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache
