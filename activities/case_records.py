@@ -47,7 +47,7 @@ class CaseRecordActivities:
             case = await session.get(Case, inp.case_id)
             if case is None:
                 raise RuntimeError(f"case {inp.case_id} does not exist")
-            before = {"stage": case.stage.value, "unit_id": case.unit_id}
+            before: dict[str, Any] = {"stage": case.stage.value, "unit_id": case.unit_id}
             self._apply(case, inp)
             data = dict(inp.data)
             if inp.notices:

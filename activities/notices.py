@@ -126,13 +126,13 @@ async def audience_users(session: AsyncSession, audience: Audience, unit: Unit) 
     reviewers those of any office above the unit (or of the unit itself).
     """
     if audience == "reviewers":
-        condition = (User.role == Role.REVIEWER) & col(User.unit_id).in_(await unit_ancestor_ids(session, unit))
+        condition = (col(User.role) == Role.REVIEWER) & col(User.unit_id).in_(await unit_ancestor_ids(session, unit))
     elif audience == "unit_staff":
-        condition = (User.role == Role.UNIT_STAFF) & (User.unit_id == unit.id)
+        condition = (col(User.role) == Role.UNIT_STAFF) & (col(User.unit_id) == unit.id)
     else:
         ancestors = await unit_ancestor_ids(session, unit)
         target = ancestors[-1] if audience == "management_office" else (unit.parent_id or unit.id)
-        condition = (User.role == Role.SUPERVISOR) & (User.unit_id == target)
+        condition = (col(User.role) == Role.SUPERVISOR) & (col(User.unit_id) == target)
     query = select(User).where(condition, User.active == True, col(User.email).is_not(None))  # noqa: E712
     return list((await session.exec(query.order_by(col(User.id)))).all())
 

@@ -46,17 +46,21 @@ class UserCreate(RequestBody):
     password: str = _PASSWORD
 
 
+# None, as the default of a field typed without None (see UserUpdate); Any so the type checker accepts it.
+_ABSENT: Any = None
+
+
 class UserUpdate(RequestBody):
     """Only the fields sent change. ``email`` and ``unit_id`` may be null (cleared); the others may not."""
 
     # Typed without None on purpose: an explicit null is refused with a 422 naming the field,
     # and the schema says so; a default is never validated, so leaving a field out still works.
-    display_name: str = Field(default=None, min_length=1, max_length=100)
+    display_name: str = Field(default=_ABSENT, min_length=1, max_length=100)
     email: EmailStr | None = None
-    role: Role = Field(default=None)
+    role: Role = Field(default=_ABSENT)
     unit_id: int | None = Field(default=None, ge=1, le=MAX_ID)
-    active: bool = Field(default=None)
-    password: str = Field(default=None, min_length=12, max_length=200, description="A new password")
+    active: bool = Field(default=_ABSENT)
+    password: str = Field(default=_ABSENT, min_length=12, max_length=200, description="A new password")
     unlock: bool = False
 
 
@@ -201,6 +205,7 @@ async def create_unit(body: UnitCreate, request: Request, session: SessionDep, a
     region = (await session.exec(select(Region).where(Region.code == body.region_code))).first()
     if region is None:
         raise api_error(422, "unknown_region", f"区划 {body.region_code} 不存在", field="region_code")
+    assert region.id is not None
     parent = None
     if body.parent_code is not None:
         parent = (await session.exec(select(Unit).where(Unit.code == body.parent_code))).first()

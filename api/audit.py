@@ -6,17 +6,16 @@ from datetime import datetime
 
 from fastapi import APIRouter
 from pydantic import BaseModel
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, func
 from sqlmodel import col, select
 
 from api.deps import CurrentUser, SessionDep, visible_unit_ids
 from api.errors import api_error, error_responses
-from api.params import Offset, QueryText, limit_query
+from api.params import AuditLimit, Offset, QueryText
 from models.audit import AuditEvent, AuditEventRead
 from models.roles import Role
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
-AuditLimit = limit_query(500)
 
 
 class AuditPage(BaseModel):
@@ -41,17 +40,17 @@ async def list_audit_events(
     """Audit records, newest first. Supervisors see records about their subtree's units only."""
     if user.role not in (Role.ADMIN, Role.SUPERVISOR):
         raise api_error(403, "forbidden", "只有系统管理员和督办人员可以查询审计日志")
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     units = await visible_unit_ids(session, user)
     if units is not None:
         conditions.append(col(AuditEvent.unit_id).in_(units))
     for column, value in ((AuditEvent.action, action), (AuditEvent.target_type, target_type)):
         if value is not None:
-            conditions.append(column == value)
+            conditions.append(col(column) == value)
     if target_id is not None:
-        conditions.append(AuditEvent.target_id == target_id)
+        conditions.append(col(AuditEvent.target_id) == target_id)
     if actor is not None:
-        conditions.append(AuditEvent.actor == actor)
+        conditions.append(col(AuditEvent.actor) == actor)
     if since is not None:
         if since.tzinfo is None:
             raise api_error(422, "naive_time", "since 须带时区", field="since")

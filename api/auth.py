@@ -97,7 +97,7 @@ async def _reserve_attempt(session: AsyncSession, user_id: int) -> int | None:
         .values(failed_logins=col(User.failed_logins) + 1)
         .returning(col(User.failed_logins))
         .execution_options(synchronize_session=False)
-    )  # type: ignore[call-overload]
+    )
     number = reserved.scalar_one_or_none()
     await session.commit()
     return number
@@ -106,7 +106,7 @@ async def _reserve_attempt(session: AsyncSession, user_id: int) -> int | None:
 async def _reset_attempts(session: AsyncSession, user_id: int) -> None:
     await session.exec(
         update(User).where(col(User.id) == user_id).values(failed_logins=0).execution_options(synchronize_session=False)
-    )  # type: ignore[call-overload]
+    )
     await session.commit()
 
 
@@ -119,7 +119,7 @@ async def _lock(session: AsyncSession, settings: Settings, user: User, client: s
         .where(col(User.id) == user.id, or_(col(User.locked_until).is_(None), col(User.locked_until) <= now))
         .values(locked_until=locked_until, failed_logins=0)
         .execution_options(synchronize_session=False)
-    )  # type: ignore[call-overload]
+    )
     if locked.rowcount == 1:
         audit(
             session,

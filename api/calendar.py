@@ -89,7 +89,7 @@ async def load_calendar_year(
     session.add(row)
     await session.commit()
 
-    open_provisional = (
+    rows = (
         await session.exec(
             select(Case.id, Case.workflow_id).where(
                 Case.has_provisional_deadline == True,  # noqa: E712
@@ -97,6 +97,8 @@ async def load_calendar_year(
             )
         )
     ).all()
+    # A primary key is never null: the filter only tells the type checker so.
+    open_provisional = [(case_id, wf) for case_id, wf in rows if case_id is not None]
     failed: list[int] = []
     if open_provisional:
         client = await temporal.client()

@@ -50,7 +50,8 @@ router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 
 def _summary_query() -> Any:
     return (
-        select(Case, Unit.name, ServiceItem.name, ServiceRecord.record_no, Rating)
+        # sqlmodel's select() is typed for at most four entities; at run time it takes any number.
+        select(Case, Unit.name, ServiceItem.name, ServiceRecord.record_no, Rating)  # type: ignore[call-overload]
         .join(Rating, col(Rating.id) == Case.rating_id)
         .join(ServiceRecord, col(ServiceRecord.id) == Rating.record_id)
         .join(ServiceItem, col(ServiceItem.id) == ServiceRecord.item_id)

@@ -129,6 +129,7 @@ async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONRes
 
 
 def install_exception_handlers(app: FastAPI) -> None:
+    # Starlette types a handler as taking any Exception; these take the one class they are registered for.
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     for exc_class in (

@@ -7,7 +7,7 @@ parameter. The same goes for offsets the database would refuse and years the cal
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Header, Path, Query
 
@@ -20,16 +20,13 @@ MIN_YEAR, MAX_YEAR = 2000, 2100
 MAX_QUERY_TEXT = 200
 
 
-def limit_query(maximum: int, description: str = "page size") -> Any:
-    """A page-size query parameter of 1..maximum (routes differ in how much one page may hold)."""
-    return Annotated[int, Query(ge=1, le=maximum, description=description)]
-
-
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="A database id (1–2147483647)")]
 IdQuery = Annotated[int, Query(ge=1, le=MAX_ID, description="A database id (1–2147483647)")]
 OptionalIdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID, description="A database id (1–2147483647)")]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description=f"rows to skip (0–{MAX_OFFSET})")]
-Limit = limit_query(200)
+# Page sizes of 1..maximum (routes differ in how much one page may hold).
+Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
+AuditLimit = Annotated[int, Query(ge=1, le=500, description="page size")]
 Year = Annotated[int, Path(ge=MIN_YEAR, le=MAX_YEAR, description=f"{MIN_YEAR}–{MAX_YEAR}")]
 Version = Annotated[int | None, Query(ge=1, le=MAX_ID, description="a version number; omitted: the latest")]
 CodePath = Annotated[str, Path(min_length=1, max_length=64, description="a code, e.g. default or 330100")]

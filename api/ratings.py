@@ -77,6 +77,7 @@ async def submit_rating(
     record = (await session.exec(select(ServiceRecord).where(ServiceRecord.record_no == body.record_no))).first()
     if record is None:
         raise api_error(404, "unknown_record", f"办件编号 {body.record_no} 未登记", field="record_no")
+    assert record.id is not None
     if body.target == RatingTarget.STAFF and record.staff_id is None:
         raise api_error(422, "no_staff_to_rate", "该办件没有经办工作人员，只能评价事项", field="target")
 
@@ -194,7 +195,7 @@ async def _mark_dispatched(session: AsyncSession, outbox_id: int | None) -> None
     """Spare the relay a start that has happened (were this lost, the relay's start is a harmless repeat)."""
     await session.exec(
         update(OutboxEntry).where(col(OutboxEntry.id) == outbox_id).values(dispatched_at=utcnow(), attempts=1)
-    )  # type: ignore[call-overload]
+    )
     await session.commit()
 
 

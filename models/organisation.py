@@ -37,6 +37,7 @@ async def unit_subtree_ids(session: AsyncSession, root_id: int) -> set[int]:
     rows = (await session.exec(select(Unit.id, Unit.parent_id))).all()
     children: dict[int | None, list[int]] = {}
     for unit_id, parent_id in rows:
+        assert unit_id is not None  # a primary key
         children.setdefault(parent_id, []).append(unit_id)
     found, frontier = {root_id}, [root_id]
     while frontier:

@@ -6,6 +6,8 @@ server; for a cluster see docs/operations.md (`temporal operator search-attribut
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio.common import SearchAttributeKey
 
 CASE_STAGE = SearchAttributeKey.for_keyword("HcpStage")
@@ -13,7 +15,7 @@ CASE_UNIT = SearchAttributeKey.for_int("HcpUnitId")
 CASE_OVERDUE = SearchAttributeKey.for_bool("HcpOverdue")
 CASE_ESCALATION_RUNG = SearchAttributeKey.for_int("HcpEscalationRung")
 
-ALL = [CASE_STAGE, CASE_UNIT, CASE_OVERDUE, CASE_ESCALATION_RUNG]
+ALL: list[SearchAttributeKey[Any]] = [CASE_STAGE, CASE_UNIT, CASE_OVERDUE, CASE_ESCALATION_RUNG]
 
 
 def dev_server_flags() -> list[str]:

@@ -54,7 +54,8 @@ async def rotate_pii(db: Database) -> int:
     Reading through the column type decrypts with any configured key (or passes legacy plaintext);
     writing back encrypts with the first key.
     """
-    table = Rating.__table__
+    table = sa.inspect(Rating).local_table
+    assert isinstance(table, sa.Table)
     columns = (table.c.rater_name, table.c.rater_phone, table.c.rater_email)
     changed, last_id = 0, 0
     async with db.session() as session:

@@ -50,6 +50,7 @@ async def seed_demo(db: Database) -> DemoCredentials:
         region = Region(code="370600", name="烟台市", policy_code="yantai")
         session.add(region)
         await session.flush()
+        assert region.id is not None
         office = Unit(code="YT-ZWB", name="烟台市政务服务管理办公室", region_id=region.id)
         session.add(office)
         await session.flush()
@@ -57,6 +58,7 @@ async def seed_demo(db: Database) -> DemoCredentials:
         rsj = Unit(code="YT-RSJ", name="烟台市人力资源和社会保障局", region_id=region.id, parent_id=office.id)
         session.add_all([scj, rsj])
         await session.flush()
+        assert scj.id is not None and rsj.id is not None
         units = {u.code: u for u in (office, scj, rsj)}
 
         staff_scj = Staff(unit_id=scj.id, staff_no="SCJ-001", name="陈窗口")
@@ -78,6 +80,7 @@ async def seed_demo(db: Database) -> DemoCredentials:
         ]
         for n in range(1, 10):
             item, unit, staff, channel, applicant = plans[(n - 1) % len(plans)]
+            assert item.id is not None and unit.id is not None
             record_no = f"DEMO-{n:04d}"
             session.add(
                 ServiceRecord(

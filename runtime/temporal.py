@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
@@ -71,7 +72,11 @@ async def ensure_search_attributes(client: Client) -> list[str]:
         if exc.status != RPCStatusCode.UNIMPLEMENTED:
             raise
         existing = set()
-    missing = {key.name: key.indexed_value_type for key in search_attributes.ALL if key.name not in existing}
+    missing = {
+        key.name: IndexedValueType.ValueType(key.indexed_value_type)
+        for key in search_attributes.ALL
+        if key.name not in existing
+    }
     if missing:
         await client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)

@@ -13,13 +13,13 @@ import re
 import shutil
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import pytest
@@ -27,7 +27,7 @@ import pytest_asyncio
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, text
-from sqlmodel import select
+from sqlmodel import col, select
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 
 POSTGRES_URL = os.environ.get("HCP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", "postgresql"]
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -117,7 +118,7 @@ def mailbox(mail_server: tuple[int, MailSink]) -> MailSink:
 TEST_PII_KEY = new_pii_key()
 
 
-def make_settings(database_url: str, data_dir: Path, smtp_port: int, **overrides: object) -> Settings:
+def make_settings(database_url: str, data_dir: Path, smtp_port: int, **overrides: Any) -> Settings:
     configure_pii_keys([TEST_PII_KEY])
     return Settings(
         pii_keys=TEST_PII_KEY,
@@ -131,7 +132,7 @@ def make_settings(database_url: str, data_dir: Path, smtp_port: int, **overrides
         temporal_start_timeout_seconds=2.0,
         outbox_relay_interval_seconds=0.2,
         notice_relay_interval_seconds=0.2,
-        **overrides,  # type: ignore[arg-type]
+        **overrides,
     )
 
 
@@ -288,7 +289,7 @@ def bad_rating(record_no: str = "DEMO-0001", **overrides: object) -> dict[str, o
     return body
 
 
-async def eventually(check, timeout: float = 15.0, interval: float = 0.1):  # type: ignore[no-untyped-def]
+async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 15.0, interval: float = 0.1) -> T:
     """Poll an async check until it returns a truthy value; fail with the last value after timeout."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -312,7 +313,7 @@ async def delivered(
         found = [m for m in mailbox.to(address) if subject in str(m["Subject"])]
         return found if len(found) >= count else []
 
-    return await eventually(arrived, timeout=timeout)  # type: ignore[no-any-return]
+    return await eventually(arrived, timeout=timeout)
 
 
 def csrf_of(page: httpx.Response) -> str:
@@ -335,7 +336,9 @@ async def answer_link(
 async def case_events(db: Database, case_id: int) -> list[CaseEvent]:
     async with db.session() as session:
         return list(
-            (await session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id))).all()
+            (
+                await session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(col(CaseEvent.id)))
+            ).all()
         )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 from sqlalchemy import text
@@ -14,7 +16,7 @@ from runtime.seed import DemoCredentials
 from runtime.temporal import TemporalConnection
 from tests.conftest import api_client, bad_rating, login
 
-NEW_USER = {
+NEW_USER: dict[str, Any] = {
     "username": "yt_reviewer2",
     "display_name": "复核组 赵复核",
     "email": "zhao@yantai.example.cn",

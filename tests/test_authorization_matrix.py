@@ -104,7 +104,7 @@ OTHER_REVIEWER_ACCOUNT = {
     "role": "reviewer",
     "password": "another-long-password",
 }
-OTHER_SUPERVISOR_ACCOUNT = {
+OTHER_SUPERVISOR_ACCOUNT: dict[str, Any] = {
     "username": "rsj_supervisor",
     "display_name": "人社局 督办",
     "role": "supervisor",
@@ -122,6 +122,7 @@ def api_routes(app: FastAPI) -> set[tuple[str, str]]:
             if hasattr(route, "original_router"):
                 walk(route.original_router.routes)
             elif isinstance(route, APIRoute):
+                assert route.methods is not None  # FastAPI fills in ["GET"] when none are given
                 found.update((method, route.path) for method in route.methods - {"HEAD"})
             elif getattr(route, "path", None) not in FRAMEWORK_ROUTES:
                 found.add(("ANY", str(getattr(route, "path", route))))

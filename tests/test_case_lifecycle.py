@@ -32,7 +32,8 @@ from models.case_actions import (
     RemindInput,
     VerificationInput,
 )
-from models.case_types import RATER_ACTOR, ErrorType, Outcome, Stage, Verdict
+from models.case_types import RATER_ACTOR, CaseSnapshot, DeadlineView, ErrorType, Outcome, Stage, Verdict
+from models.cases import CaseEvent
 from models.db import Database
 from models.policy import DeadlineName
 from models.ratings import Rating
@@ -94,7 +95,13 @@ async def test_overdue_callback_escalates_rung_one_then_rung_two(world: World) -
     assert "13912345678" not in body and "张三丰" not in body
 
 
-async def _escalated(case: CaseDriver, name: DeadlineName, rung: int) -> list | None:  # type: ignore[type-arg]
+def _deadline(state: CaseSnapshot, name: DeadlineName) -> DeadlineView:
+    found = state.deadline(name)
+    assert found is not None, name
+    return found
+
+
+async def _escalated(case: CaseDriver, name: DeadlineName, rung: int) -> list[CaseEvent] | None:
     events = await case.events()
     done = any(e.data.get("deadline") == name.value and e.data.get("rung") == rung for e in events)
     notified = sum(1 for n in timeline_notices(events) if n["kind"] == "escalation")
@@ -108,8 +115,8 @@ async def test_callback_in_time_is_not_overdue(world: World) -> None:
     await case.do(CaseWorkflow.log_callback, CallbackInput(actor=SCJ_STAFF, reached=True, note="已接通"))
     await case.do(CaseWorkflow.verify, VerificationInput(actor=SCJ_STAFF, verdict=Verdict.VALID, findings="属实"))
     state = await case.state()
-    assert state.deadline(DeadlineName.CALLBACK).state == "met"  # type: ignore[union-attr]
-    assert state.deadline(DeadlineName.VERIFICATION).state == "met"  # type: ignore[union-attr]
+    assert _deadline(state, DeadlineName.CALLBACK).state == "met"
+    assert _deadline(state, DeadlineName.VERIFICATION).state == "met"
     assert not state.overdue and state.stage == Stage.RECTIFICATION
 
 
@@ -158,7 +165,7 @@ async def test_extension_approved_moves_the_deadline_and_refused_does_not(world:
     state = await case.do(
         CaseWorkflow.decide_extension, ExtensionDecisionInput(actor=SUPERVISOR, approve=False, note="不同意")
     )
-    assert state.deadline(DeadlineName.RECTIFICATION_IMMEDIATE).due_at == later  # type: ignore[union-attr]
+    assert _deadline(state, DeadlineName.RECTIFICATION_IMMEDIATE).due_at == later
     await world.sleep(timedelta(days=10))
     assert (await case.state()).overdue
     actions = await case.actions()
@@ -175,7 +182,7 @@ async def test_supervisor_extends_remind_and_instruct(world: World) -> None:
         CaseWorkflow.extend_deadline,
         ExtendInput(actor=SUPERVISOR, deadline=DeadlineName.VERIFICATION, new_due_at=new_due, reason="节前人手紧张"),
     )
-    assert state.deadline(DeadlineName.VERIFICATION).due_at == new_due  # type: ignore[union-attr]
+    assert _deadline(state, DeadlineName.VERIFICATION).due_at == new_due
     await case.do(CaseWorkflow.remind, RemindInput(actor=SUPERVISOR, message="请今日内回访"))
     await case.do(CaseWorkflow.instruct, InstructionInput(actor=SUPERVISOR, instruction="由分管领导牵头核实"))
     assert (await case.rejected(CaseWorkflow.remind, RemindInput(actor=SCJ_STAFF))).type == ErrorType.NOT_ALLOWED
@@ -214,8 +221,8 @@ async def test_ledger_due_date_is_bounded_by_the_profile(world: World) -> None:
     assert error.type == ErrorType.INVALID_INPUT and "不得晚于" in error.message
     ok_due = state.ledger_latest_due - timedelta(days=1)
     state = await case.do(CaseWorkflow.ledger, LedgerInput(actor=SCJ_STAFF, due_at=ok_due, plan="改造大厅"))
-    assert state.deadline(DeadlineName.RECTIFICATION_IMMEDIATE).state == "replaced"  # type: ignore[union-attr]
-    assert state.deadline(DeadlineName.RECTIFICATION_LEDGER_MAX).due_at == ok_due  # type: ignore[union-attr]
+    assert _deadline(state, DeadlineName.RECTIFICATION_IMMEDIATE).state == "replaced"
+    assert _deadline(state, DeadlineName.RECTIFICATION_LEDGER_MAX).due_at == ok_due
     await case.do(CaseWorkflow.rectify, RectificationInput(actor=SCJ_STAFF, measures="大厅改造完成"))
     rectified = next(e for e in await case.events() if e.action == "rectified")
     assert rectified.data["mode"] == "ledger"
@@ -417,7 +424,7 @@ async def test_each_stage_deadline_reminds_then_escalates_twice(
     assert mine == [("overdue", 1), ("escalated", 2)]
     state = await case.state()
     assert state.overdue and state.escalation_rung == 2
-    assert state.deadline(deadline).state == "overdue"  # type: ignore[union-attr]
+    assert _deadline(state, deadline).state == "overdue"
 
 
 async def test_timers_survive_a_worker_restart(

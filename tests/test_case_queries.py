@@ -45,7 +45,7 @@ async def test_filters_and_pagination(offline_api: httpx.AsyncClient, demo: Demo
 
     staff = await login(offline_api, "scj_staff", demo.passwords["scj_staff"])
 
-    async def ids(**params: object) -> list[int]:
+    async def ids(**params: str | int) -> list[int]:
         response = await offline_api.get("/api/v1/cases", params=params, headers=staff)
         assert response.status_code == 200, response.text
         return [item["id"] for item in response.json()["items"]]

@@ -29,6 +29,7 @@ from temporalio.testing import WorkflowEnvironment
 from config import Settings
 from models import case_actions as act
 from models.case_types import RATER_ACTOR, TERMINAL_STAGES, TRANSITIONS, Actor, ErrorType, Stage, Verdict
+from models.cases import CaseEvent
 from models.db import Database
 from models.policy import DeadlineName
 from runtime.mail_sink import MailSink
@@ -215,7 +216,7 @@ async def _episode(
     assert accepted + refused > 0
 
 
-async def _settled(case: CaseDriver, stage: Stage) -> list | None:  # type: ignore[type-arg]
+async def _settled(case: CaseDriver, stage: Stage) -> list[CaseEvent] | None:
     events = await case.events()
     return (
         events

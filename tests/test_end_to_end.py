@@ -6,6 +6,7 @@ Runs on SQLite and PostgreSQL. Also proves that no rater PII reaches the workflo
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
 
@@ -103,7 +104,7 @@ async def test_rating_to_closed_case_with_feedback_mail(
         again = await api.get(f"/r/{link.group(1)}")
         assert again.status_code == 410 and "已使用" in again.text
 
-        async def closed() -> dict | None:  # type: ignore[type-arg]
+        async def closed() -> dict[str, Any] | None:
             detail = (await api.get(f"/api/v1/cases/{case_id}", headers=staff)).json()
             return detail if detail["stage"] == "closed" else None
 

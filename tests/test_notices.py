@@ -7,13 +7,15 @@ time-skipping server with the real worker and its notice relay; SQLite (the work
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import timedelta
 
 import httpx
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 from temporalio.testing import WorkflowEnvironment
 
 from config import Settings
@@ -42,7 +44,7 @@ SCJ_RECORDS = ["DEMO-0001", "DEMO-0002", "DEMO-0004", "DEMO-0005", "DEMO-0007", 
 
 async def _notices(db: Database) -> list[Notification]:
     async with db.session() as session:
-        return list((await session.exec(select(Notification).order_by(Notification.id))).all())
+        return list((await session.exec(select(Notification).order_by(col(Notification.id)))).all())
 
 
 async def _all_sent(db: Database, expected: int) -> list[Notification] | None:
@@ -64,7 +66,7 @@ async def test_many_cases_of_one_unit_each_notice_once_per_recipient(world: Worl
 
     expected: Counter[tuple[int, str, str]] = Counter()
     for case in [*idle, *appealed]:
-        await eventually(lambda case=case: _escalated_twice(case), timeout=30)
+        await eventually(functools.partial(_escalated_twice, case), timeout=30)
         for notice in timeline_notices(await case.events()):
             for recipient in notice["recipients"]:
                 expected[(case.case_id, notice["kind"], recipient)] += 1
@@ -96,11 +98,11 @@ async def _escalated_twice(case: CaseDriver) -> bool:
 
 
 @pytest.fixture
-def private_smtp() -> tuple[int, MailSink]:
+def private_smtp() -> Iterator[tuple[int, MailSink]]:
     """An SMTP server of this test's own, so it can be stopped and started again."""
     port = free_port()
     controller, sink = start_mail_sink("127.0.0.1", port)
-    yield port, sink  # type: ignore[misc]
+    yield port, sink
     controller.stop()
 
 

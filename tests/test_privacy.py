@@ -110,13 +110,16 @@ async def test_key_rotation_re_encrypts_every_row(
     assert rotated != old_rows
 
     only_new = PiiCipher([new_key])  # the old key can now be dropped
-    assert only_new.decrypt(rotated[0][1]) == RATER["phone"]
-    assert only_new.decrypt(rotated[1][0]) == "李四"
+    phone, name = rotated[0][1], rotated[1][0]
+    assert phone is not None and name is not None
+    assert only_new.decrypt(phone) == RATER["phone"]
+    assert only_new.decrypt(name) == "李四"
     configure_pii_keys([new_key])
     async with db.session() as session:
-        assert (await session.get(Rating, 1)).rater_email == RATER["email"]  # type: ignore[union-attr]
+        rating = await session.get(Rating, 1)
+        assert rating is not None and rating.rater_email == RATER["email"]
     with pytest.raises(ValueError, match="cannot be decrypted"):
-        PiiCipher([new_pii_key()]).decrypt(rotated[0][1])
+        PiiCipher([new_pii_key()]).decrypt(phone)
 
 
 def test_generated_key_is_kept_private(tmp_path: Path) -> None:

@@ -162,8 +162,7 @@ class CaseWorkflow:
             elif self._stage == Stage.APPEAL_FILING:
                 await self._await_appeal_filing()
             else:
-                key = self._progress_key()
-                await workflow.wait_condition(lambda key=key: self._progress_key() != key)
+                await workflow.wait_condition(self._progressed_since(self._progress_key()))
         self._clock_version += 1
         await clock_watch
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -174,6 +173,9 @@ class CaseWorkflow:
 
     def _progress_key(self) -> tuple[Stage, int, int, bool]:
         return self._stage, self._round, self._unit_id, self._feedback_message is not None
+
+    def _progressed_since(self, key: tuple[Stage, int, int, bool]) -> Callable[[], bool]:
+        return lambda: self._progress_key() != key
 
     def _callback_required(self) -> bool:
         return self._inp.real_name or (self._policy.anonymous.callback_required and self._inp.rater_reachable)
