@@ -12,23 +12,14 @@ from models.db import Database
 from models.organisation import Unit
 from runtime.seed import DemoCredentials
 from runtime.temporal import TemporalConnection
-from tests.conftest import api_client, bad_rating, eventually, login, running_worker
+from tests.conftest import api_client, eventually, login, running_worker
+from tests.support.http_case import VERIFIED, Step, open_case, take_steps
 
 
 async def _verified(api: httpx.AsyncClient, demo: DemoCredentials, staff: dict[str, str], verdict: str) -> int:
-    response = await api.post("/api/v1/ratings", json=bad_rating(), headers={"X-API-Key": demo.api_key})
-    case_id = response.json()["case_id"]
-
-    async def started() -> bool:
-        return (await api.get(f"/api/v1/cases/{case_id}", headers=staff)).json()["workflow_started"]
-
-    await eventually(started)
-    for path, body in (
-        ("accept", {}),
-        ("callbacks", {"reached": True, "note": "已回访"}),
-        ("verification", {"verdict": verdict, "findings": "核实"}),
-    ):
-        assert (await api.post(f"/api/v1/cases/{case_id}/{path}", json=body, headers=staff)).status_code == 200
+    case_id = await open_case(api, demo, staff)
+    verdict_step: Step = ("verification", {"verdict": verdict, "findings": "核实"})
+    await take_steps(api, case_id, staff, (*VERIFIED[:2], verdict_step))
     return case_id
 
 

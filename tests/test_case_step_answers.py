@@ -30,26 +30,14 @@ from tests.conftest import (
     RATER,
     answer_link,
     api_client,
-    bad_rating,
     case_events,
     csrf_of,
     eventually,
     login,
     running_worker,
 )
+from tests.support.http_case import TO_FEEDBACK, open_case, take_steps
 from worker import build_worker
-
-
-async def _open_case(api: httpx.AsyncClient, demo: DemoCredentials, staff: dict[str, str]) -> int:
-    created = await api.post("/api/v1/ratings", json=bad_rating(), headers={"X-API-Key": demo.api_key})
-    assert created.status_code == 201, created.text
-    case_id: int = created.json()["case_id"]
-
-    async def started() -> bool:
-        return bool((await api.get(f"/api/v1/cases/{case_id}", headers=staff)).json()["workflow_started"])
-
-    await eventually(started)
-    return case_id
 
 
 async def _audit(db: Database, action: str) -> list[AuditEvent]:
@@ -67,7 +55,7 @@ async def test_concurrent_retries_act_once_and_a_reused_key_changes_nothing(
     temporal = TemporalConnection(settings, client=dev_server.client)
     async with running_worker(dev_server.client, settings, db), api_client(settings, db, temporal) as api:
         staff = await login(api, "scj_staff", demo.passwords["scj_staff"])
-        case_id = await _open_case(api, demo, staff)
+        case_id = await open_case(api, demo, staff)
         accepted = await api.post(
             f"/api/v1/cases/{case_id}/accept", json={"note": "签收"}, headers={**staff, "Idempotency-Key": "k-accept"}
         )
@@ -115,7 +103,7 @@ async def test_worker_down_the_step_is_not_taken_and_never_applied_later(
         staff = await login(api, "scj_staff", demo.passwords["scj_staff"])
         # No workflow cache: nothing sticks to a worker that is gone.
         async with running_worker(dev_server.client, quick, db, max_cached_workflows=0):
-            case_id = await _open_case(api, demo, staff)
+            case_id = await open_case(api, demo, staff)
         started = asyncio.get_running_loop().time()
         down = await api.post(f"/api/v1/cases/{case_id}/accept", json={"note": "签收"}, headers=staff)
         took = asyncio.get_running_loop().time() - started
@@ -157,7 +145,7 @@ async def test_a_slow_step_is_accepted_then_finishes_audited_once(
     worker = _stuck_record_worker(dev_server.client, quick, db, release)
     async with worker, api_client(quick, db, temporal) as api:
         staff = await login(api, "scj_staff", demo.passwords["scj_staff"])
-        case_id = await _open_case(api, demo, staff)
+        case_id = await open_case(api, demo, staff)
         try:
             slow = await api.post(f"/api/v1/cases/{case_id}/accept", json={"note": "签收"}, headers=staff)
             assert slow.status_code == 202, slow.text
@@ -180,26 +168,14 @@ async def test_a_slow_step_is_accepted_then_finishes_audited_once(
     assert audit.actor == "user:4" and audit.after["stage"] == "verification"
 
 
-async def _to_rater(api: httpx.AsyncClient, case_id: int, staff: dict[str, str]) -> None:
-    for path, body in (
-        ("accept", {"note": "签收"}),
-        ("callbacks", {"reached": True, "note": "已致电"}),
-        ("verification", {"verdict": "valid", "findings": "属实"}),
-        ("rectification", {"measures": "增开窗口"}),
-        ("feedback", {"message": "已增开窗口"}),
-    ):
-        response = await api.post(f"/api/v1/cases/{case_id}/{path}", json=body, headers=staff)
-        assert response.status_code == 200, (path, response.text)
-
-
 async def test_two_answers_on_one_link_the_first_wins_and_the_books_agree(
     dev_server: WorkflowEnvironment, settings: Settings, db: Database, demo: DemoCredentials
 ) -> None:
     temporal = TemporalConnection(settings, client=dev_server.client)
     async with running_worker(dev_server.client, settings, db), api_client(settings, db, temporal) as api:
         staff = await login(api, "scj_staff", demo.passwords["scj_staff"])
-        case_id = await _open_case(api, demo, staff)
-        await _to_rater(api, case_id, staff)
+        case_id = await open_case(api, demo, staff)
+        await take_steps(api, case_id, staff, TO_FEEDBACK)
 
         async def sms_link() -> str | None:
             found = [re.search(r"/r/([A-Za-z0-9_-]+)", p.read_text()) for p in settings.sms_dir.glob("*.txt")]
@@ -255,8 +231,8 @@ async def test_an_answer_the_moment_the_sms_is_written_is_taken(
         sms = _AnsweringSms(settings, api)
         async with running_worker(dev_server.client, settings, db, sms=sms):
             staff = await login(api, "scj_staff", demo.passwords["scj_staff"])
-            case_id = await _open_case(api, demo, staff)
-            await _to_rater(api, case_id, staff)
+            case_id = await open_case(api, demo, staff)
+            await take_steps(api, case_id, staff, TO_FEEDBACK)
             await eventually(lambda: _has(sms.answers))
 
             async def closed() -> bool:

@@ -26,7 +26,8 @@ from models.rater_links import RaterLink
 from runtime.mail_sink import MailSink, message_text
 from runtime.seed import DemoCredentials
 from runtime.temporal import TemporalConnection
-from tests.conftest import RATER, api_client, bad_rating, eventually, login
+from tests.conftest import RATER, api_client, eventually, login
+from tests.support.http_case import TO_FEEDBACK, open_case, take_steps
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 
@@ -82,22 +83,8 @@ async def test_worker_killed_around_the_rater_feedback(
     try:
         async with api_client(settings, db, temporal) as api:
             staff = await login(api, "scj_staff", demo.passwords["scj_staff"])
-            created = await api.post("/api/v1/ratings", json=bad_rating(), headers={"X-API-Key": demo.api_key})
-            case_id = created.json()["case_id"]
-
-            async def started() -> bool:
-                return bool((await api.get(f"/api/v1/cases/{case_id}", headers=staff)).json()["workflow_started"])
-
-            await eventually(started, timeout=30)
-            for path, body in (
-                ("accept", {"note": "签收"}),
-                ("callbacks", {"reached": True, "note": "已致电"}),
-                ("verification", {"verdict": "valid", "findings": "属实"}),
-                ("rectification", {"measures": "增开窗口"}),
-                ("feedback", {"message": "我局已增开窗口"}),
-            ):
-                answer = await api.post(f"/api/v1/cases/{case_id}/{path}", json=body, headers=staff)
-                assert answer.status_code == 200, (path, answer.text)
+            case_id = await open_case(api, demo, staff, timeout=30)
+            await take_steps(api, case_id, staff, TO_FEEDBACK)
 
             # The worker dies at the crash point while sending the feedback.
             assert await asyncio.wait_for(worker.wait(), timeout=60) == -signal.SIGKILL
