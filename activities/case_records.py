@@ -18,10 +18,10 @@ from temporalio import activity
 
 from activities.notices import write_notices
 from models.audit import audit
-from models.case_activity_types import RecordEventInput
-from models.case_requests import CaseStepRequest
-from models.case_types import ActivityName
-from models.cases import Case, CaseEvent
+from models.case.activity_io import RecordEventInput
+from models.case.records import Case, CaseEvent
+from models.case.requests import CaseStepRequest
+from models.case.vocabulary import ActivityName
 from models.db import Database, utcnow
 from models.rater_links import FEEDBACK_RESPONSE, RaterLink
 from models.ratings import Rating

@@ -5,8 +5,8 @@ from __future__ import annotations
 from temporalio import activity
 
 from models.calendar import load_calendar
-from models.case_activity_types import ComputeDueInput
-from models.case_types import ActivityName
+from models.case.activity_io import ComputeDueInput
+from models.case.vocabulary import ActivityName
 from models.db import Database
 from models.deadlines import DueDate, compute_due
 

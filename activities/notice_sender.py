@@ -23,9 +23,9 @@ from activities.faults import crash_point
 from activities.mailer import Mailer, PermanentSendError, RenderedMail, SendError
 from activities.sms import SmsGateway
 from config import PROJECT_ROOT, Settings
-from models.case_context import CaseContext, load_case_context
-from models.case_types import DEADLINE_LABELS_ZH, STAGE_LABELS_ZH, Stage
-from models.cases import CaseEvent
+from models.case.context import CaseContext, load_case_context
+from models.case.records import CaseEvent
+from models.case.vocabulary import DEADLINE_LABELS_ZH, STAGE_LABELS_ZH, Stage
 from models.db import Database, utcnow
 from models.deadlines import CHINA_TZ
 from models.notifications import NoticeChannel, NoticeStatus, Notification

@@ -13,8 +13,8 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.case_activity_types import Audience, NoticeRequest
-from models.cases import Case
+from models.case.activity_io import Audience, NoticeRequest
+from models.case.records import Case
 from models.notifications import NoticeChannel, Notification
 from models.organisation import Unit
 from models.rater_links import FEEDBACK_RESPONSE, RaterLink, new_token

@@ -13,9 +13,9 @@ import asyncio
 from temporalio import activity
 
 from activities.notices import write_notices
-from models.case_activity_types import FeedbackNoticeInput, NoticeRequest, NoticeResult, NotifyInput
-from models.case_types import ActivityName
-from models.cases import Case
+from models.case.activity_io import FeedbackNoticeInput, NoticeRequest, NoticeResult, NotifyInput
+from models.case.records import Case
+from models.case.vocabulary import ActivityName
 from models.db import Database
 
 

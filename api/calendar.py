@@ -14,8 +14,8 @@ from api.deps import CurrentAdmin, CurrentUser, SessionDep, TemporalDep, audit_u
 from api.errors import api_error
 from api.params import Year
 from models.calendar import CalendarYear, CalendarYearBody, load_calendar
-from models.case_types import TERMINAL_STAGES
-from models.cases import Case
+from models.case.records import Case
+from models.case.vocabulary import TERMINAL_STAGES
 from workflows.case import CaseWorkflow
 
 log = logging.getLogger(__name__)

@@ -56,7 +56,7 @@ def error_statuses(route: RouteContext, method: str) -> set[int]:
         statuses.add(403)
     if {p.name for p in route.dependant.path_params} - _NOT_LOOKED_UP:
         statuses.add(404)
-    if route.endpoint.__module__ == "api.cases" and method == "POST":
+    if route.endpoint.__module__ == "api.cases.actions" and method == "POST":
         statuses |= {403, 404, 409}
     assert route.path_format is not None  # every route context here is an APIRoute's
     if route.path_format.startswith(PUBLIC_PREFIXES):

@@ -6,7 +6,7 @@ page (double submit, SameSite=Strict), and a post from a foreign Origin is refus
 
 Answers are serialized by the case workflow: the first answer on a round wins, a second one is told
 the answer is already in, and the link row is written from the workflow's answer, so the database
-always agrees with it. The answer goes through api/case_steps.py like every other step, so an
+always agrees with it. The answer goes through api/cases/steps.py like every other step, so an
 outage answers 503 "not taken" with the link still usable.
 """
 
@@ -24,13 +24,13 @@ from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from api.case_steps import StepAccepted, StepCall, StepError, take_step
+from api.cases.steps import StepAccepted, StepCall, StepError, take_step
 from api.deps import SessionDep, SettingsDep, TemporalDep, client_address
 from config import PROJECT_ROOT, Settings
-from models.case_actions import RaterResponseInput
-from models.case_context import load_case_context
-from models.case_types import RATER_ACTOR, ErrorType
-from models.cases import Case, CaseEvent
+from models.case.context import load_case_context
+from models.case.records import Case, CaseEvent
+from models.case.step_inputs import RaterResponseInput
+from models.case.vocabulary import RATER_ACTOR, ErrorType
 from models.db import utcnow
 from models.deadlines import CHINA_TZ
 from models.rater_links import RaterLink, hash_token

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 from api.deps import CurrentUser, SessionDep, audit_user_action
 from api.errors import api_error
 from api.params import IdPath
-from models.case_context import load_case_context
+from models.case.context import load_case_context
 from models.request_body import RequestBody
 from models.roles import Role
 

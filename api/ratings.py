@@ -36,8 +36,8 @@ from api.errors import api_error
 from api.idempotency import check_key, claim, fingerprint, replay, settle
 from api.params import IdPath
 from config import Settings
-from models.case_types import CaseWorkflowInput, workflow_id_for_rating
-from models.cases import Case
+from models.case.records import Case
+from models.case.vocabulary import CaseWorkflowInput, workflow_id_for_rating
 from models.db import utcnow
 from models.idempotency import IdempotentResponse
 from models.outbox import START_CASE, OutboxEntry

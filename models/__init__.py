@@ -1,4 +1,4 @@
 """Data: SQLModel tables, the pydantic types shared across layers, and data-access functions.
 
-Kept empty on purpose: the workflow sandbox imports `models.case_types` and must not pull in SQLModel.
+Kept empty on purpose: the workflow sandbox imports `models.case.vocabulary` and must not pull in SQLModel.
 """

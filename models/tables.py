@@ -4,8 +4,8 @@ from sqlmodel import SQLModel
 
 from models.audit import AuditEvent
 from models.calendar import CalendarYear
-from models.case_requests import CaseStepRequest
-from models.cases import Case, CaseEvent
+from models.case.records import Case, CaseEvent
+from models.case.requests import CaseStepRequest
 from models.idempotency import IdempotentResponse
 from models.notifications import Notification
 from models.organisation import Region, Staff, Unit

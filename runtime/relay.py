@@ -15,7 +15,7 @@ from sqlmodel import col, select
 from temporalio.client import Client
 
 from config import Settings
-from models.case_types import CaseWorkflowInput
+from models.case.vocabulary import CaseWorkflowInput
 from models.db import Database, utcnow
 from models.outbox import START_CASE, OutboxEntry
 from runtime.stopping import sleep_unless_stopped

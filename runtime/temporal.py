@@ -14,7 +14,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from config import Settings
 from models import search_attributes
-from models.case_types import CaseSnapshot, CaseWorkflowInput
+from models.case.vocabulary import CaseSnapshot, CaseWorkflowInput
 from workflows.case import CaseWorkflow
 
 log = logging.getLogger(__name__)

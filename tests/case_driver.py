@@ -12,9 +12,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from config import Settings
-from models.case_actions import AcceptInput, CallbackInput, FeedbackInput, RectificationInput, VerificationInput
-from models.case_types import Actor, CaseSnapshot, Stage, Verdict, workflow_id_for_rating
-from models.cases import CaseEvent
+from models.case.records import CaseEvent
+from models.case.step_inputs import AcceptInput, CallbackInput, FeedbackInput, RectificationInput, VerificationInput
+from models.case.vocabulary import Actor, CaseSnapshot, Stage, Verdict, workflow_id_for_rating
 from models.db import Database
 from models.organisation import Region
 from models.roles import Role

@@ -38,7 +38,7 @@ from activities.sms import SmsGateway
 from api.app import create_app
 from config import PROJECT_ROOT, Settings
 from models import search_attributes
-from models.cases import Case, CaseEvent
+from models.case.records import Case, CaseEvent
 from models.db import Database
 from models.pii import configure_pii_keys, new_pii_key
 from models.tables import metadata

@@ -17,9 +17,10 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from api.app import create_app
-from models.case_requests import CaseStepRequest
-from models.case_types import Verdict
-from models.cases import Case
+from models.case.records import Case
+from models.case.requests import CaseStepRequest
+from models.case.steps import STEPS, Relation
+from models.case.vocabulary import Verdict
 from models.db import Database
 from runtime.seed import DemoCredentials
 from tests.conftest import bad_rating, login
@@ -48,21 +49,6 @@ RULES: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/v1/cases"): USERS,
     ("GET", "/api/v1/cases/{case_id}"): {OWN_STAFF, SUPERVISOR, REVIEWER, ADMIN},
     ("GET", "/api/v1/cases/{case_id}/requests/{request_id}"): {OWN_STAFF, SUPERVISOR, REVIEWER, ADMIN},
-    ("POST", "/api/v1/cases/{case_id}/accept"): UNIT_STEP,
-    ("POST", "/api/v1/cases/{case_id}/callbacks"): UNIT_STEP,
-    ("POST", "/api/v1/cases/{case_id}/verification"): UNIT_STEP,
-    ("POST", "/api/v1/cases/{case_id}/ledger"): UNIT_STEP,
-    ("POST", "/api/v1/cases/{case_id}/rectification"): UNIT_STEP,
-    ("POST", "/api/v1/cases/{case_id}/explanation"): UNIT_STEP,
-    ("POST", "/api/v1/cases/{case_id}/appeal"): UNIT_STEP,
-    ("POST", "/api/v1/cases/{case_id}/feedback"): UNIT_STEP,
-    ("POST", "/api/v1/cases/{case_id}/extension-requests"): UNIT_STEP,
-    ("POST", "/api/v1/cases/{case_id}/extension-decision"): {SUPERVISOR},
-    ("POST", "/api/v1/cases/{case_id}/deadline-extension"): {SUPERVISOR},
-    ("POST", "/api/v1/cases/{case_id}/reminders"): {SUPERVISOR},
-    ("POST", "/api/v1/cases/{case_id}/reassignment"): {SUPERVISOR},
-    ("POST", "/api/v1/cases/{case_id}/instructions"): {SUPERVISOR},
-    ("POST", "/api/v1/cases/{case_id}/appeal-decision"): {REVIEWER},
     ("POST", "/api/v1/cases/{case_id}/rater/reveal"): UNIT_STEP,
     ("GET", "/api/v1/audit"): {SUPERVISOR, OTHER_SUPERVISOR, ADMIN},
     ("GET", "/api/v1/admin/users"): {ADMIN},
@@ -81,6 +67,10 @@ RULES: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/v1/calendar/{year}"): USERS,
     ("PUT", "/api/v1/calendar/{year}"): {ADMIN},
 }
+
+# Case steps: who may take each comes from the step table itself.
+_TAKES = {Relation.HANDLES: UNIT_STEP, Relation.SUPERVISES: {SUPERVISOR}, Relation.REVIEWS: {REVIEWER}}
+RULES.update({("POST", f"/api/v1/cases/{{case_id}}/{step.name}"): _TAKES[step.relation] for step in STEPS})
 
 # Docs routes are served by FastAPI itself, not our handlers.
 FRAMEWORK_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}

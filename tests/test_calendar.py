@@ -10,7 +10,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from config import Settings
 from models.calendar import LoadedCalendar
-from models.case_actions import AcceptInput
+from models.case.step_inputs import AcceptInput
 from models.db import Database
 from models.deadlines import CHINA_TZ, DeadlineSpec, compute_due
 from models.policy import DeadlineName

@@ -14,7 +14,8 @@ from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
 from config import Settings
-from models.case_actions import (
+from models.case.records import CaseEvent
+from models.case.step_inputs import (
     AcceptInput,
     AppealDecisionInput,
     AppealInput,
@@ -32,8 +33,7 @@ from models.case_actions import (
     RemindInput,
     VerificationInput,
 )
-from models.case_types import RATER_ACTOR, CaseSnapshot, DeadlineView, ErrorType, Outcome, Stage, Verdict
-from models.cases import CaseEvent
+from models.case.vocabulary import RATER_ACTOR, CaseSnapshot, DeadlineView, ErrorType, Outcome, Stage, Verdict
 from models.db import Database
 from models.policy import DeadlineName
 from models.ratings import Rating

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from models.case_types import Outcome, Stage
-from models.cases import Case
+from models.case.records import Case
+from models.case.vocabulary import Outcome, Stage
 from models.db import Database
 from runtime.seed import DemoCredentials
 from tests.conftest import bad_rating, login

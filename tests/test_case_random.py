@@ -27,9 +27,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from config import Settings
-from models import case_actions as act
-from models.case_types import RATER_ACTOR, TERMINAL_STAGES, TRANSITIONS, Actor, ErrorType, Stage, Verdict
-from models.cases import CaseEvent
+from models.case import step_inputs as act
+from models.case.records import CaseEvent
+from models.case.vocabulary import RATER_ACTOR, TERMINAL_STAGES, TRANSITIONS, Actor, ErrorType, Stage, Verdict
 from models.db import Database
 from models.policy import DeadlineName
 from runtime.mail_sink import MailSink

@@ -20,8 +20,8 @@ from activities import build_activities
 from activities.sms import FileSmsSink
 from config import Settings
 from models.audit import AuditEvent
-from models.case_activity_types import RecordEventInput
-from models.case_types import ActivityName
+from models.case.activity_io import RecordEventInput
+from models.case.vocabulary import ActivityName
 from models.db import Database
 from models.rater_links import RaterLink
 from runtime.seed import DemoCredentials

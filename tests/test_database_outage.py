@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from models.cases import Case
+from models.case.records import Case
 from models.db import Database
 from models.outbox import OutboxEntry
 from models.ratings import Rating

@@ -9,7 +9,7 @@ import pytest
 
 from activities.mailer import TEMPLATE_DIR, Mailer
 from config import Settings
-from models.case_activity_types import NoticeKind
+from models.case.activity_io import NoticeKind
 
 FEEDBACK_CONTEXT = {
     "rater_name": "张三",

@@ -19,8 +19,8 @@ from sqlmodel import col, select
 from temporalio.testing import WorkflowEnvironment
 
 from config import Settings
-from models.case_actions import AcceptInput, AppealInput, RemindInput
-from models.case_types import Stage, Verdict
+from models.case.step_inputs import AcceptInput, AppealInput, RemindInput
+from models.case.vocabulary import Stage, Verdict
 from models.db import Database
 from models.notifications import NoticeChannel, NoticeStatus, Notification
 from runtime.mail_sink import MailSink, start_mail_sink

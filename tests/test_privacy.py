@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import text
 
 from config import Settings
-from models.case_types import Verdict
-from models.cases import Case
+from models.case.records import Case
+from models.case.vocabulary import Verdict
 from models.db import Database
 from models.pii import PiiCipher, configure_pii_keys, new_pii_key
 from models.ratings import Rating

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from sqlmodel import func, select
 
-from models.cases import Case
+from models.case.records import Case
 from models.db import Database
 from models.outbox import OutboxEntry
 from models.ratings import Rating

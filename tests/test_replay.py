@@ -22,7 +22,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from models.case_actions import (
+from models.case.step_inputs import (
     AcceptInput,
     AppealDecisionInput,
     AppealInput,
@@ -35,7 +35,7 @@ from models.case_actions import (
     RectificationInput,
     VerificationInput,
 )
-from models.case_types import RATER_ACTOR, Verdict
+from models.case.vocabulary import RATER_ACTOR, Verdict
 from models.policy import DeadlineName
 from tests.case_driver import (
     REVIEWER,

@@ -17,7 +17,7 @@ import api.auth
 import api.ratings
 from config import Settings
 from models.audit import AuditEvent
-from models.cases import Case
+from models.case.records import Case
 from models.db import Database, utcnow
 from models.idempotency import IdempotentResponse
 from models.outbox import OutboxEntry

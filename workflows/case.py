@@ -1,6 +1,6 @@
 """The case workflow (差评工单流程): one durable workflow per bad rating, for as long as the case lasts.
 
-The state machine (stages and allowed moves: models/case_types.py TRANSITIONS):
+The state machine (stages and allowed moves: models/case/vocabulary.py TRANSITIONS):
 
     assigned ─accept─▶ verification ─verify(valid)──────────▶ rectification ─(ledger)─ rectify ─┐
       ▲                 (callbacks)  ├verify(no_legal_basis)─▶ explanation ─ explain ─────────────┤
@@ -32,7 +32,18 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from models.case_actions import (
+    from models.case.activity_io import (
+        Audience,
+        CaseFields,
+        ComputeDueInput,
+        FeedbackNoticeInput,
+        NoticeKind,
+        NoticeRequest,
+        NoticeResult,
+        NotifyInput,
+        RecordEventInput,
+    )
+    from models.case.step_inputs import (
         AcceptInput,
         AppealDecisionInput,
         AppealInput,
@@ -50,18 +61,7 @@ with workflow.unsafe.imports_passed_through():
         RemindInput,
         VerificationInput,
     )
-    from models.case_activity_types import (
-        Audience,
-        CaseFields,
-        ComputeDueInput,
-        FeedbackNoticeInput,
-        NoticeKind,
-        NoticeRequest,
-        NoticeResult,
-        NotifyInput,
-        RecordEventInput,
-    )
-    from models.case_types import (
+    from models.case.vocabulary import (
         DEADLINE_LABELS_ZH,
         RATER_ACTOR,
         REASSIGNABLE_STAGES,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from models.case_types import DeadlineView
+from models.case.vocabulary import DeadlineView
 from models.policy import DeadlineName, DeadlineRule, EscalationRung
 
 ClockEvent = Literal["reminder", "escalation"]

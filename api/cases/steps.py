@@ -44,9 +44,9 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from models.case_requests import CaseStepRequest
-from models.case_types import CaseSnapshot, ErrorType
-from models.cases import Case
+from models.case.records import Case
+from models.case.requests import CaseStepRequest
+from models.case.vocabulary import CaseSnapshot, ErrorType
 from models.db import utcnow
 from runtime.temporal import TemporalConnection
 from workflows.case import CaseWorkflow
@@ -96,7 +96,7 @@ class StepCall:
     requester: str  # "user:<id>" or "rater:<link id>"
     action: str  # the step's name, e.g. accept, callbacks, rater_response
     update: Any
-    update_input: Any  # a models.case_actions *Input; its expires_at is set here
+    update_input: Any  # a models.case.step_inputs *Input; its expires_at is set here
     fields: dict[str, Any]  # what the caller sent, for the request fingerprint
     idempotency_key: str | None = None
     client: str = ""

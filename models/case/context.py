@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.cases import Case
+from models.case.records import Case
 from models.organisation import Unit
 from models.ratings import Rating
 from models.services import ServiceItem, ServiceRecord

@@ -13,7 +13,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, field_validator
 
-from models.case_types import Actor, Verdict
+from models.case.vocabulary import Actor, Verdict
 from models.policy import DeadlineName
 from models.request_body import RequestBody
 

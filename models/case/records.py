@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from models.case_types import DeadlineView, Outcome, Stage, Verdict
+from models.case.vocabulary import DeadlineView, Outcome, Stage, Verdict
 from models.db import UTCDateTime, str_enum, utcnow
 from models.notifications import NoticeView
 

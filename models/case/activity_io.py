@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from models.case_types import DeadlineView, Outcome, Stage, Verdict
+from models.case.vocabulary import DeadlineView, Outcome, Stage, Verdict
 from models.deadlines import DeadlineSpec
 from models.policy import DeadlineName
 

@@ -1,0 +1,207 @@
+"""Case reads (查询): the inbox and the case page, from the database; the outcome of a step request.
+
+Reads never touch Temporal, except for the status of a step request the database has not seen finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.cases.scope import scope_conditions, summary, summary_query, visible_case_row
+from api.cases.steps import poll_update
+from api.deps import CurrentUser, SessionDep, TemporalDep
+from api.errors import api_error
+from api.params import IdPath, Limit, Offset, OptionalIdQuery
+from models.case.records import (
+    Case,
+    CaseDetail,
+    CaseEvent,
+    CaseEventRead,
+    CasePage,
+    CaseSummary,
+    RaterAnswerView,
+    RaterView,
+)
+from models.case.requests import CaseStepRequest
+from models.case.vocabulary import TERMINAL_STAGES, CaseSnapshot, DeadlineView, Stage
+from models.notifications import NoticeView, Notification
+from models.policy_store import policy_version
+from models.privacy import mask_email, mask_name, mask_phone
+from models.rater_links import RaterLink
+from models.ratings import Rating
+from models.roles import Role
+from models.users import User
+
+router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
+
+
+@router.get("", response_model=CasePage)
+async def list_cases(
+    session: SessionDep,
+    user: CurrentUser,
+    status: Literal["open", "finished"] | None = None,
+    stage: Stage | None = None,
+    unit_id: OptionalIdQuery = None,
+    overdue: bool | None = None,
+    escalation_rung: Annotated[int | None, Query(ge=0, le=5, description="at least this rung")] = None,
+    due_before: Annotated[datetime | None, Query(description="next running deadline before this time")] = None,
+    round: Annotated[int | None, Query(ge=1, le=100)] = None,  # noqa: A002 - the domain's word (第几轮)
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> CasePage:
+    """Cases the caller may see (own unit; a supervisor's subtree; appeals for reviewers; all for admins)."""
+    conditions = await scope_conditions(session, user)
+    if status == "open":
+        conditions.append(col(Case.stage).not_in(TERMINAL_STAGES))
+    elif status == "finished":
+        conditions.append(col(Case.stage).in_(TERMINAL_STAGES))
+    if stage is not None:
+        conditions.append(Case.stage == stage)
+    if unit_id is not None:
+        conditions.append(Case.unit_id == unit_id)
+    if overdue is not None:
+        conditions.append(Case.overdue == overdue)
+    if escalation_rung is not None:
+        conditions.append(col(Case.escalation_rung) >= escalation_rung)
+    if due_before is not None:
+        if due_before.tzinfo is None:
+            raise api_error(
+                422, "naive_time", "due_before 须带时区，例如 2026-12-01T00:00:00+08:00", field="due_before"
+            )
+        conditions.append(col(Case.next_due_at) < due_before)
+    if round is not None:
+        conditions.append(Case.round == round)
+    total = (await session.exec(select(func.count()).select_from(Case).where(*conditions))).one()
+    rows = (
+        await session.exec(summary_query().where(*conditions).order_by(col(Case.id).desc()).limit(limit).offset(offset))
+    ).all()
+    return CasePage(items=[CaseSummary(**summary(*row)) for row in rows], total=total, limit=limit, offset=offset)
+
+
+@router.get("/{case_id}", response_model=CaseDetail)
+async def get_case(case_id: IdPath, session: SessionDep, user: CurrentUser) -> CaseDetail:
+    """One case: stage, every due date, overdue, rung, round, policy version and the timeline with actors."""
+    row = await visible_case_row(session, user, case_id)
+    case, rating = row[0], row[4]
+    events = (
+        await session.exec(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(col(CaseEvent.id)))
+    ).all()
+    links = (
+        await session.exec(select(RaterLink).where(RaterLink.case_id == case_id).order_by(col(RaterLink.round)))
+    ).all()
+    notices = (
+        await session.exec(select(Notification).where(Notification.case_id == case_id).order_by(col(Notification.id)))
+    ).all()
+    return CaseDetail(
+        **summary(*row),
+        workflow_id=case.workflow_id,
+        verdict=case.verdict,
+        policy_code=case.policy_code,
+        policy_version=case.policy_version,
+        deadlines=[DeadlineView.model_validate(d) for d in case.deadlines],
+        workflow_started=case.workflow_started_at is not None,
+        comment=rating.comment,
+        rater=await _rater_view(session, user, case, rating),
+        rater_answers=[
+            RaterAnswerView(
+                round=link.round, satisfied=link.answer_satisfied, comment=link.answer_comment, answered_at=link.used_at
+            )
+            for link in links
+        ],
+        timeline=[
+            CaseEventRead(stage=e.stage, round=e.round, action=e.action, actor=e.actor, at=e.at, data=e.data)
+            for e in events
+        ],
+        notices=[
+            NoticeView(
+                kind=n.kind,
+                channel=n.channel,
+                recipient=n.recipient_ref,
+                status=n.status,
+                attempts=n.attempts,
+                last_error=n.last_error,
+                created_at=n.created_at,
+                sent_at=n.sent_at,
+            )
+            for n in notices
+        ],
+    )
+
+
+async def _rater_view(session: AsyncSession, user: User, case: Case, rating: Rating) -> RaterView:
+    """Masked contact; reviewers see none at all unless the case's policy lets them."""
+    if user.role == Role.REVIEWER:
+        pinned = await policy_version(session, case.policy_code, case.policy_version)
+        if pinned is None or not pinned.profile.reviewers_see_rater_identity:
+            return RaterView(real_name=rating.real_name, name=None, phone=None, email=None)
+    return RaterView(
+        real_name=rating.real_name,
+        name=mask_name(rating.rater_name),
+        phone=mask_phone(rating.rater_phone),
+        email=mask_email(rating.rater_email),
+    )
+
+
+class StepStatus(BaseModel):
+    """Where a step asked for by a request stands."""
+
+    request_id: str
+    action: str
+    status: Literal["completed", "in_progress", "refused", "not_taken"]
+    stage: Stage | None = None
+    message: str = ""
+
+
+@router.get("/{case_id}/requests/{request_id}", response_model=StepStatus)
+async def get_step_request(
+    case_id: IdPath,
+    request_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9a-f]+$")],
+    session: SessionDep,
+    temporal: TemporalDep,
+    user: CurrentUser,
+) -> StepStatus:
+    """The outcome of a step that was answered 202 (or of any step request on a case the caller can see)."""
+    case = (await visible_case_row(session, user, case_id))[0]
+    request = (
+        await session.exec(
+            select(CaseStepRequest).where(CaseStepRequest.case_id == case_id, CaseStepRequest.update_id == request_id)
+        )
+    ).first()
+    if request is None:
+        raise api_error(404, "not_found", f"办理请求 {request_id} 不存在")
+    status = StepStatus(request_id=request_id, action=request.action, status="in_progress")
+    if request.completed_at is not None:
+        event = (
+            await session.exec(
+                select(CaseEvent).where(CaseEvent.case_id == case_id, CaseEvent.event_key == request.event_key)
+            )
+        ).first()
+        return status.model_copy(update={"status": "completed", "stage": event.stage if event else case.stage})
+    try:
+        client = await asyncio.wait_for(temporal.client(), timeout=2)
+        answer = await poll_update(client, case.workflow_id, request_id, accepted_only=False)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return status.model_copy(update={"status": "not_taken", "message": "此请求未被办理"})
+        if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):  # the poll's own timeout
+            return status
+        raise api_error(503, "temporal_unavailable", "工单服务暂时不可用，请稍后重试") from None
+    except (TimeoutError, OSError, RuntimeError):
+        raise api_error(503, "temporal_unavailable", "工单服务暂时不可用，请稍后重试") from None
+    if answer.outcome.HasField("failure"):
+        failure = answer.outcome.failure
+        not_taken = failure.application_failure_info.type == "Expired"
+        return status.model_copy(update={"status": "not_taken" if not_taken else "refused", "message": failure.message})
+    if answer.outcome.HasField("success"):
+        [snapshot] = await client.data_converter.decode(answer.outcome.success.payloads, [CaseSnapshot])
+        return status.model_copy(update={"status": "completed", "stage": snapshot.stage})
+    return status
