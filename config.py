@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     notice_relay_interval_seconds: float = Field(
         default=1.0, gt=0, description="How often the worker looks for notices to send (it is also woken at once)"
     )
+    notice_relay_concurrency: int = Field(
+        default=8, ge=1, le=64, description="How many notices one worker sends at the same time"
+    )
     notice_lease_seconds: float = Field(
         default=60.0, gt=0, description="How long a worker holds a notice it is sending before another may retry it"
     )

@@ -17,8 +17,6 @@ from runtime.stopping import sleep_unless_stopped
 
 log = logging.getLogger(__name__)
 
-CONCURRENT_SENDS = 8
-
 
 class NoticeRelay:
     def __init__(self, sender: NoticeSender, settings: Settings, wake: asyncio.Event) -> None:
@@ -29,7 +27,7 @@ class NoticeRelay:
     async def drain_once(self) -> int:
         """Send every notice that is due now (a few at a time). Returns how many this relay handled."""
         handled = 0
-        limit = asyncio.Semaphore(CONCURRENT_SENDS)
+        limit = asyncio.Semaphore(self._settings.notice_relay_concurrency)
 
         async def send(notice_id: int) -> None:
             nonlocal handled

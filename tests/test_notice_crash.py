@@ -46,6 +46,8 @@ async def _start_worker(
         "HCP_SMTP_PORT": str(settings.smtp_port),
         "HCP_NOTICE_LEASE_SECONDS": "2",
         "HCP_NOTICE_RELAY_INTERVAL_SECONDS": "0.2",
+        # One send at a time, so the kill lands exactly at the crash point and no other send is half done.
+        "HCP_NOTICE_RELAY_CONCURRENCY": "1",
     }
     env.pop(CRASH_POINT_ENV, None)
     if crash_at:
