@@ -21,6 +21,7 @@ from api.cases.steps import poll_update
 from api.deps import CurrentUser, SessionDep, TemporalDep
 from api.errors import api_error
 from api.params import IdPath, Limit, Offset, OptionalIdQuery
+from models.calendar import LoadedCalendar, load_calendar
 from models.case.records import (
     Case,
     CaseDetail,
@@ -28,12 +29,15 @@ from models.case.records import (
     CaseEventRead,
     CasePage,
     CaseSummary,
+    DeadlineRead,
     RaterAnswerView,
     RaterView,
 )
 from models.case.requests import CaseStepRequest
-from models.case.vocabulary import TERMINAL_STAGES, CaseSnapshot, DeadlineView, Stage
+from models.case.vocabulary import DEADLINE_LABELS_ZH, TERMINAL_STAGES, CaseSnapshot, DeadlineView, Stage
+from models.deadlines import DueExplanation, explain_recorded, explain_set_due
 from models.notifications import NoticeView, Notification
+from models.policy import DeadlineName, PinnedPolicy
 from models.policy_store import policy_version
 from models.privacy import mask_email, mask_name, mask_phone
 from models.rater_links import RaterLink
@@ -84,7 +88,9 @@ async def list_cases(
     rows = (
         await session.exec(summary_query().where(*conditions).order_by(col(Case.id).desc()).limit(limit).offset(offset))
     ).all()
-    return CasePage(items=[CaseSummary(**summary(*row)) for row in rows], total=total, limit=limit, offset=offset)
+    pinned = await _pinned_policies(session, [row[0] for row in rows])
+    items = [CaseSummary(**summary(*row, level_label=_level_label(pinned, row[0], row[4]))) for row in rows]
+    return CasePage(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/{case_id}", response_model=CaseDetail)
@@ -101,16 +107,19 @@ async def get_case(case_id: IdPath, session: SessionDep, user: CurrentUser) -> C
     notices = (
         await session.exec(select(Notification).where(Notification.case_id == case_id).order_by(col(Notification.id)))
     ).all()
+    pinned = await _pinned_policies(session, [case])
+    policy = pinned[(case.policy_code, case.policy_version)]
+    calendar = await load_calendar(session)
     return CaseDetail(
-        **summary(*row),
+        **summary(*row, level_label=_level_label(pinned, case, rating)),
         workflow_id=case.workflow_id,
         verdict=case.verdict,
         policy_code=case.policy_code,
         policy_version=case.policy_version,
-        deadlines=[DeadlineView.model_validate(d) for d in case.deadlines],
+        deadlines=[_deadline_read(DeadlineView.model_validate(d), policy, calendar) for d in case.deadlines],
         workflow_started=case.workflow_started_at is not None,
         comment=rating.comment,
-        rater=await _rater_view(session, user, case, rating),
+        rater=_rater_view(user, policy, rating),
         rater_answers=[
             RaterAnswerView(
                 round=link.round, satisfied=link.answer_satisfied, comment=link.answer_comment, answered_at=link.used_at
@@ -137,12 +146,45 @@ async def get_case(case_id: IdPath, session: SessionDep, user: CurrentUser) -> C
     )
 
 
-async def _rater_view(session: AsyncSession, user: User, case: Case, rating: Rating) -> RaterView:
-    """Masked contact; reviewers see none at all unless the case's policy lets them."""
-    if user.role == Role.REVIEWER:
-        pinned = await policy_version(session, case.policy_code, case.policy_version)
-        if pinned is None or not pinned.profile.reviewers_see_rater_identity:
-            return RaterView(real_name=rating.real_name, name=None, phone=None, email=None)
+async def _pinned_policies(session: AsyncSession, cases: list[Case]) -> dict[tuple[str, int], PinnedPolicy | None]:
+    """The policy version each case pinned, looked up once per (code, version) for the whole page."""
+    found: dict[tuple[str, int], PinnedPolicy | None] = {}
+    for case in cases:
+        key = (case.policy_code, case.policy_version)
+        if key not in found:
+            found[key] = await policy_version(session, *key)
+    return found
+
+
+def _level_label(pinned: dict[tuple[str, int], PinnedPolicy | None], case: Case, rating: Rating) -> str:
+    """The level as the case's own policy names it (national 很差, Yantai 非常不满意); the code if it is gone."""
+    policy = pinned.get((case.policy_code, case.policy_version))
+    return policy.profile.level(rating.level.value).label if policy is not None else rating.level.value
+
+
+def _deadline_read(view: DeadlineView, policy: PinnedPolicy | None, calendar: LoadedCalendar) -> DeadlineRead:
+    """A stored deadline with its Chinese name and 时限说明.
+
+    The rule comes from the case's pinned policy version, never the region's current one, so the
+    explanation is of the rule the clock actually ran under. A due time a person set (督办延期, the
+    unit's 台账 date) is not the rule's result, so it is explained as such rather than walked.
+    """
+    explanation: DueExplanation | None = None
+    if policy is not None:
+        spec = policy.profile.deadline(view.name).within
+        if view.extended:
+            explanation = explain_set_due(view.started_at, spec, view.due_at, "extended")
+        elif view.name == DeadlineName.RECTIFICATION_LEDGER_MAX:
+            explanation = explain_set_due(view.started_at, spec, view.due_at, "set_by_unit")
+        else:
+            explanation = explain_recorded(view.started_at, spec, view.due_at, calendar)
+    return DeadlineRead(**view.model_dump(), label=DEADLINE_LABELS_ZH[view.name], explanation=explanation)
+
+
+def _rater_view(user: User, policy: PinnedPolicy | None, rating: Rating) -> RaterView:
+    """Masked contact; reviewers see none at all unless the case's pinned policy lets them."""
+    if user.role == Role.REVIEWER and (policy is None or not policy.profile.reviewers_see_rater_identity):
+        return RaterView(real_name=rating.real_name, name=None, phone=None, email=None)
     return RaterView(
         real_name=rating.real_name,
         name=mask_name(rating.rater_name),

@@ -36,7 +36,10 @@ def summary_query() -> Any:
     )
 
 
-def summary(case: Case, unit_name: str, item_name: str, record_no: str, rating: Rating) -> dict[str, Any]:
+def summary(
+    case: Case, unit_name: str, item_name: str, record_no: str, rating: Rating, *, level_label: str
+) -> dict[str, Any]:
+    """A row of summary_query() as CaseSummary fields; level_label comes from the case's pinned policy."""
     return {
         "id": case.id,
         "rating_id": case.rating_id,
@@ -45,6 +48,7 @@ def summary(case: Case, unit_name: str, item_name: str, record_no: str, rating: 
         "item_name": item_name,
         "record_no": record_no,
         "level": rating.level.value,
+        "level_label": level_label,
         "stage": case.stage,
         "round": case.round,
         "overdue": case.overdue,

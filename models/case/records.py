@@ -15,6 +15,7 @@ from sqlmodel import Field, SQLModel
 
 from models.case.vocabulary import DeadlineView, Outcome, Stage, Verdict
 from models.db import UTCDateTime, str_enum, utcnow
+from models.deadlines import DueExplanation
 from models.notifications import NoticeView
 
 
@@ -91,6 +92,7 @@ class CaseSummary(BaseModel):
     item_name: str
     record_no: str
     level: str
+    level_label: str = Field(description="the pinned policy's name for the level, e.g. 很差 or 非常不满意")
     stage: Stage
     round: int
     overdue: bool
@@ -101,12 +103,25 @@ class CaseSummary(BaseModel):
     closed_at: datetime | None
 
 
+class DeadlineRead(DeadlineView):
+    """A deadline on the case page: the stored DeadlineView, its Chinese name and how it was computed.
+
+    A read type of its own, so the explanation never enters the workflow's DeadlineView (whose
+    shape recorded histories replay) nor the case row.
+    """
+
+    label: str = Field(description="e.g. 回访, 台账整改")
+    explanation: DueExplanation | None = Field(
+        default=None, description="时限说明; none when the case's pinned policy version is not stored"
+    )
+
+
 class CaseDetail(CaseSummary):
     workflow_id: str
     verdict: Verdict | None
     policy_code: str
     policy_version: int
-    deadlines: list[DeadlineView]
+    deadlines: list[DeadlineRead]
     workflow_started: bool
     comment: str
     rater: RaterView
