@@ -12,10 +12,9 @@ from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
+from cryptography.fernet import Fernet
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from models.pii import new_pii_key
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 
@@ -125,7 +124,7 @@ class Settings(BaseSettings):
         """The PII encryption keys: from settings, else one generated once and kept under data/."""
         if self.pii_keys.strip():
             return [key.strip() for key in self.pii_keys.split(",") if key.strip()]
-        return [self._generated_secret("pii_key", new_pii_key)]
+        return [self._generated_secret("pii_key", lambda: Fernet.generate_key().decode())]
 
     def signing_key(self) -> str:
         """The token signing key: from settings, else one generated once and kept under data/."""

@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import aiosmtplib
-from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
-from jinja2.sandbox import SandboxedEnvironment
 
-from config import PROJECT_ROOT, Settings
+from config import Settings
+from templating import TEMPLATES, template_environment
 
-TEMPLATE_DIR = PROJECT_ROOT / "templates" / "email"
+TEMPLATE_DIR = TEMPLATES / "email"
 
 
 class SendError(Exception):
@@ -44,12 +43,7 @@ class Mailer:
     def __init__(self, settings: Settings, template_dir: Path = TEMPLATE_DIR) -> None:
         self._settings = settings
         self._template_dir = template_dir
-        self._env = SandboxedEnvironment(
-            loader=FileSystemLoader(template_dir),
-            autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
-            undefined=StrictUndefined,
-            keep_trailing_newline=True,
-        )
+        self._env = template_environment(template_dir, escape="html_files", keep_trailing_newline=True)
 
     def render(self, name: str, **context: Any) -> RenderedMail:
         """Render templates/email/<name>.txt.j2, and <name>.html.j2 or else the shared HTML layout."""

@@ -14,15 +14,13 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined
-from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import and_, or_, update
 from sqlmodel import col, select
 
 from activities.faults import crash_point
 from activities.mailer import Mailer, PermanentSendError, RenderedMail, SendError
 from activities.sms import SmsGateway
-from config import PROJECT_ROOT, Settings
+from config import Settings
 from models.case.context import CaseContext, load_case_context
 from models.case.records import CaseEvent
 from models.case.vocabulary import DEADLINE_LABELS_ZH, STAGE_LABELS_ZH, Stage
@@ -34,6 +32,7 @@ from models.policy_store import policy_version
 from models.rater_links import FEEDBACK_RESPONSE, RaterLink
 from models.ratings import LEVEL_LABELS_ZH
 from models.users import User
+from templating import template_environment
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +56,7 @@ class NoticeSender:
         self._mailer = mailer
         self._sms = sms
         self._settings = settings
-        self._sms_templates = SandboxedEnvironment(
-            loader=FileSystemLoader(PROJECT_ROOT / "templates" / "sms"), undefined=StrictUndefined, autoescape=False
-        )
+        self._sms_templates = template_environment("sms", escape="never")
 
     async def due(self, limit: int = 100) -> list[int]:
         """Notices ready to be sent: pending and past their backoff, or claimed by a relay whose lease ran out."""

@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.deps import CurrentAdmin, SessionDep, audit_user_action
 from api.errors import api_error, error_responses
 from api.params import MAX_ID, IdPath
-from api.security import hash_password, new_api_key
+from models.credentials import hash_password, new_api_key
 from models.db import utcnow
 from models.organisation import Region, Unit
 from models.request_body import RequestBody

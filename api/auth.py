@@ -14,9 +14,10 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, client_address
-from api.security import DUMMY_PASSWORD_HASH, create_access_token, verify_password
+from api.security import create_access_token
 from config import Settings
 from models.audit import audit
+from models.credentials import DUMMY_PASSWORD_HASH, verify_password
 from models.db import utcnow
 from models.users import Role, User
 

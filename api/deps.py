@@ -11,9 +11,10 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.security import api_key_matches, api_key_prefix, credential_matches, decode_access_claims
+from api.security import credential_matches, decode_access_claims
 from config import Settings
 from models.audit import audit
+from models.credentials import api_key_matches, api_key_prefix
 from models.db import Database
 from models.organisation import unit_subtree_ids
 from models.users import ApiKey, Role, User

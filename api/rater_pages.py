@@ -19,14 +19,12 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
-from jinja2 import FileSystemLoader, StrictUndefined, select_autoescape
-from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import update
 from sqlmodel import col, select
 
 from api.cases.steps import StepAccepted, StepCall, StepError, take_step
 from api.deps import SessionDep, SettingsDep, TemporalDep, client_address
-from config import PROJECT_ROOT, Settings
+from config import Settings
 from models.case.context import load_case_context
 from models.case.records import Case, CaseEvent
 from models.case.step_inputs import RaterResponseInput
@@ -34,17 +32,14 @@ from models.case.vocabulary import RATER_ACTOR, ErrorType
 from models.db import utcnow
 from models.deadlines import CHINA_TZ
 from models.rater_links import RaterLink, hash_token
+from templating import template_environment
 from workflows.case import CaseWorkflow
 
 router = APIRouter(tags=["rater pages"])
 
 CSRF_COOKIE = "hcp_rater_csrf"
 
-_pages = SandboxedEnvironment(
-    loader=FileSystemLoader(PROJECT_ROOT / "templates" / "pages"),
-    autoescape=select_autoescape(default=True),
-    undefined=StrictUndefined,
-)
+_pages = template_environment("pages", escape="always")
 
 
 def _page(

@@ -19,9 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-
+import migrations
 from config import PROJECT_ROOT, Settings, get_settings
 from models import search_attributes
 from models.db import Database
@@ -35,10 +33,7 @@ _PR_SET_PDEATHSIG = 1
 
 def migrate(settings: Settings) -> None:
     """Bring the database schema to the latest migration."""
-    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
-    cfg.set_main_option("sqlalchemy.url", settings.sqlalchemy_url)
-    cfg.attributes["configure_logging"] = False
-    command.upgrade(cfg, "head")
+    migrations.upgrade(settings.sqlalchemy_url)
 
 
 def _port_open(host: str, port: int) -> bool:

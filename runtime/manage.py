@@ -16,9 +16,9 @@ import sys
 import sqlalchemy as sa
 from sqlmodel import select
 
-from api.security import hash_password
 from config import Settings, get_settings
 from models.audit import audit
+from models.credentials import hash_password
 from models.db import Database
 from models.pii import configure_pii_keys, new_pii_key
 from models.policy_store import sync_policy_files

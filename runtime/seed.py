@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import func, select
 
-from api.security import hash_password, new_api_key
+from models.credentials import hash_password, new_api_key
 from models.db import Database
 from models.organisation import Region, Staff, Unit
 from models.policy_store import sync_policy_files

@@ -24,8 +24,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 import pytest
 import pytest_asyncio
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import create_engine, text
 from sqlmodel import col, select
 from temporalio.client import Client
@@ -33,10 +31,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+import migrations
 from activities import build_activities
 from activities.sms import SmsGateway
 from api.app import create_app
-from config import PROJECT_ROOT, Settings
+from config import Settings
 from models import search_attributes
 from models.case.records import Case, CaseEvent
 from models.db import Database
@@ -66,10 +65,7 @@ def free_port() -> int:
 
 
 def _alembic_upgrade(url: str) -> None:
-    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
-    cfg.set_main_option("sqlalchemy.url", url)
-    cfg.attributes["configure_logging"] = False
-    command.upgrade(cfg, "head")
+    migrations.upgrade(url)
 
 
 @pytest.fixture(scope="session")

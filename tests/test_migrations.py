@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from config import PROJECT_ROOT, Settings
+from config import Settings
+from migrations import alembic_config
 from models.tables import metadata
 
 
@@ -22,9 +22,7 @@ def test_migrated_schema_matches_models(settings: Settings) -> None:
 
 
 def test_downgrade_to_base_and_back(settings: Settings) -> None:
-    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
-    cfg.set_main_option("sqlalchemy.url", settings.sqlalchemy_url)
-    cfg.attributes["configure_logging"] = False
+    cfg = alembic_config(settings.sqlalchemy_url)
     command.downgrade(cfg, "base")
     engine = create_engine(settings.sqlalchemy_url)
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
