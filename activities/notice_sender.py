@@ -135,7 +135,7 @@ class NoticeSender:
             unit_name=ctx.unit.name,
             item_name=ctx.item.name,
             record_no=ctx.record.record_no,
-            level_label=LEVEL_LABELS_ZH[ctx.rating.level],
+            level_label=await _level_label(session, ctx),
             stage_label=STAGE_LABELS_ZH[Stage(context.get("stage") or ctx.case.stage)],
             deadline_label=DEADLINE_LABELS_ZH[deadline] if deadline else "",
             due_at=china_time(context.get("due_at")),
@@ -169,7 +169,7 @@ class NoticeSender:
             "item_name": ctx.item.name,
             "record_no": ctx.record.record_no,
             "rated_on": rating.submitted_at.astimezone(CHINA_TZ).strftime("%Y-%m-%d"),
-            "level_label": LEVEL_LABELS_ZH[rating.level],
+            "level_label": await _level_label(session, ctx),
             "message": context.get("message", ""),
             "link_url": f"{self._settings.public_base_url}/r/{link.token_sealed}",
             "respond_by": china_time(context.get("respond_by")),
@@ -234,3 +234,11 @@ class NoticeSender:
                 update(Notification).where(col(Notification.id) == notice.id).values(**values)
             )
             await session.commit()
+
+
+async def _level_label(session: Any, ctx: CaseContext) -> str:
+    """The rating's level in the words of the case's pinned profile (很差 nationally, 非常不满意 in Yantai)."""
+    pinned = await policy_version(session, ctx.case.policy_code, ctx.case.policy_version)
+    if pinned is None:
+        return LEVEL_LABELS_ZH[ctx.rating.level]
+    return pinned.profile.level(ctx.rating.level.value).label

@@ -23,7 +23,7 @@ from models.case.step_inputs import AcceptInput, AppealInput, RemindInput
 from models.case.vocabulary import Stage, Verdict
 from models.db import Database
 from models.notifications import NoticeChannel, NoticeStatus, Notification
-from runtime.mail_sink import MailSink, start_mail_sink
+from runtime.mail_sink import MailSink, message_text, start_mail_sink
 from runtime.seed import DemoCredentials
 from tests.case_driver import (
     SCJ_STAFF,
@@ -33,7 +33,7 @@ from tests.case_driver import (
     timeline_notices,
     to_rater_response,
 )
-from tests.conftest import RATER, World, eventually, free_port, running_worker
+from tests.conftest import RATER, World, delivered, eventually, free_port, running_worker
 from workflows.case import CaseWorkflow
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -174,3 +174,14 @@ async def test_refused_mailbox_the_sms_goes_out_and_the_case_moves_on(
     assert len(texts) == 1 and "/r/" in texts[0]
     failed = [e for e in await case.events() if e.action == "notice_failed"]
     assert [(e.data["channel"], e.data["recipient"]) for e in failed] == [("email", "rater")]
+
+
+async def test_notices_speak_the_words_of_the_case_profile(world: World) -> None:
+    # The national profile labels the levels 很好 … 很差; Yantai's (the demo region's) 非常满意 … 非常不满意.
+    national = await world.open(policy="national")
+    await to_rater_response(national)
+    [feedback] = await delivered(world.mailbox, RATER["email"])
+    assert "（很差）" in message_text(feedback) and "非常不满意" not in message_text(feedback)
+    await national.do(CaseWorkflow.remind, RemindInput(actor=SUPERVISOR, message="请回复"))
+    [remind] = await delivered(world.mailbox, "scj@hcp.localhost", subject="督办提醒")
+    assert "评价等级：很差" in message_text(remind)
