@@ -75,7 +75,7 @@ class ChineseStatutoryCalendar:
     """The State Council calendar (statutory holidays and 调休 working weekends) from `chinese_calendar`.
 
     For a year the package has no table for, it counts weekends only and says the answer is not known,
-    so the deadline is marked provisional instead of failing (see DOMAIN.md, "Deadlines are in working days").
+    so the deadline is marked provisional instead of failing (docs/decisions/0002-working-day-deadlines-end-at-midnight.md).
     """
 
     def is_workday(self, day: date) -> tuple[bool, bool]:

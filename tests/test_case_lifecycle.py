@@ -278,6 +278,14 @@ async def test_not_satisfied_reopens_up_to_the_maximum_then_escalates(world: Wor
     assert any(n["kind"] == "unsatisfied_final" and n["audience"] == "management_office" for n in notices)
     assert [a for a in await case.actions() if a == "reopened"] == ["reopened"]
     assert len(await delivered(world.mailbox, "zhang.sanfeng@example.com", count=2)) == 2
+    # Each round is a run of its own: the second began where the first continued as new, and the
+    # timeline's event numbers go on across them without a gap or a repeat.
+    history = await case.handle.fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    assert started.continued_execution_run_id, "round 2 should be a run continued from round 1"
+    numbers = [int(e.event_key.split("-", 1)[0]) for e in await case.events() if e.event_key[:1].isdigit()]
+    assert numbers == list(range(1, len(numbers) + 1))
+    assert await delivered(world.mailbox, "scj@hcp.localhost", subject="重新交办")
 
 
 # ---- explanation, appeal, anonymous ----------------------------------------------------------------

@@ -128,18 +128,32 @@ SCENARIOS: dict[str, Callable[[World], Awaitable[CaseDriver]]] = {
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 async def test_record_history(world: World, scenario: str) -> None:
     case = await SCENARIOS[scenario](world)
-    history = await case.handle.fetch_history()
+    # A case whose rounds continued as new runs has one history per run: the last is <scenario>.json,
+    # the ones before it <scenario>.run<n>.json, found by walking back from the last.
+    runs = []
+    run_id: str | None = None
+    while True:
+        handle = world.env.client.get_workflow_handle(case.handle.id, run_id=run_id)
+        history = await handle.fetch_history()
+        runs.append(history)
+        run_id = history.events[0].workflow_execution_started_event_attributes.continued_execution_run_id
+        if not run_id:
+            break
     HISTORIES.mkdir(exist_ok=True)
-    (HISTORIES / f"{scenario}.json").write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
+    for number, history in enumerate(reversed(runs), start=1):
+        name = scenario if number == len(runs) else f"{scenario}.run{number}"
+        (HISTORIES / f"{name}.json").write_text(json.dumps(json.loads(history.to_json()), indent=1) + "\n")
 
 
 async def test_recorded_histories_replay_on_the_current_code() -> None:
     # <scenario>.json is the current code's recording; <scenario>@v<n>.json were recorded by earlier code
     # that open cases may still run, and must keep replaying.
     files = sorted(HISTORIES.glob("*.json"))
-    current = {f.stem for f in files if "@" not in f.stem}
+    current = {f.stem for f in files if "@" not in f.stem and ".run" not in f.stem}
     assert current == set(SCENARIOS), "a scenario has no recorded history on the current code; record it"
     assert any("@" in f.stem for f in files), "the histories of earlier workflow code are gone"
+    # Rounds are runs: the reopened case's first round is a run of its own that continued as new.
+    assert (HISTORIES / "reopened_to_the_limit.run1.json").exists()
     replayer = Replayer(workflows=[CaseWorkflow], data_converter=pydantic_data_converter)
     for path in files:
         history = WorkflowHistory.from_json(f"replay-{path.stem}", path.read_text())

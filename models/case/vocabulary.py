@@ -2,7 +2,7 @@
 
 This module is imported inside the Temporal workflow sandbox, so it holds pure pydantic types
 only: no SQLModel, no I/O. None of these types carries a rater's name, phone number or email;
-the workflow sees ids, levels, codes and timestamps (DESIGN.md, "No PII in Temporal").
+the workflow sees ids, levels, codes and timestamps (docs/security.md, "Rater PII").
 """
 
 from __future__ import annotations
@@ -112,8 +112,19 @@ RATER_ACTOR = Actor(role="rater")
 SYSTEM_ACTOR = "system"
 
 
+class RoundCarry(BaseModel):
+    """What a reopened round (重新交办) starts from: the run before it ended by continuing as new."""
+
+    round: int  # the round this run handles
+    seq: int  # the last timeline event number written so far (event keys go on from it)
+
+
 class CaseWorkflowInput(BaseModel):
-    """Everything a case workflow starts from: ids, flags and the pinned policy. No PII."""
+    """Everything a case workflow starts from: ids, flags and the pinned policy. No PII.
+
+    `carry` is set when a round after the first continues as a new run; `unit_id` is then the unit
+    the case stands at.
+    """
 
     case_id: int
     rating_id: int
@@ -123,6 +134,7 @@ class CaseWorkflowInput(BaseModel):
     rater_has_email: bool
     rater_has_phone: bool = False
     policy: PinnedPolicy
+    carry: RoundCarry | None = None
 
     @property
     def rater_reachable(self) -> bool:

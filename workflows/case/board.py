@@ -12,7 +12,6 @@ with workflow.unsafe.imports_passed_through():
         ComputeDueInput,
     )
     from models.case.vocabulary import (
-        TERMINAL_STAGES,
         ActivityName,
         Stage,
     )
@@ -38,10 +37,10 @@ _STAGE_CLOCKS: dict[Stage, tuple[DeadlineName, ...]] = {
 class DeadlineBoard(Timeline):
     async def _watch_clocks(self) -> None:
         """Fire reminders and escalation rungs of every running clock, in time order, until the case ends."""
-        while self._stage not in TERMINAL_STAGES:
+        while self._running():
             version = self._clock_version
             upcoming = [(event, clock) for clock in self._clocks.values() if (event := clock.next_event())]
-            changed = lambda v=version: self._clock_version != v or self._stage in TERMINAL_STAGES  # noqa: E731
+            changed = lambda v=version: self._clock_version != v or not self._running()  # noqa: E731
             if not upcoming:
                 await workflow.wait_condition(changed)
                 continue

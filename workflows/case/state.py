@@ -14,6 +14,7 @@ with workflow.unsafe.imports_passed_through():
         ExtensionRequestInput,
     )
     from models.case.vocabulary import (
+        TERMINAL_STAGES,
         CaseSnapshot,
         CaseWorkflowInput,
         Outcome,
@@ -33,6 +34,9 @@ _MIN_TIMER = timedelta(seconds=1)
 # the rater's stage before the link exists; the rater's answer is taken without waiting for a write.
 # Cases started before this marker keep the old sequence (tests/histories replay it).
 NOTICES_BESIDE_STEPS = "notices-beside-steps"
+# Each reopen round (重新交办) continues as a new run, so no run grows round after round toward
+# Temporal's limits on updates and events. Cases started before this marker keep all rounds in one run.
+ROUNDS_AS_RUNS = "rounds-as-runs"
 
 
 class CaseState:
@@ -53,6 +57,7 @@ class CaseState:
     _outcome: Outcome | None
     _rater_window_due: datetime | None
     _revalidating: bool
+    _next_round: bool
     _callback_done: bool
     _verdict: Verdict | None
     _on_ledger: bool
@@ -74,6 +79,13 @@ class CaseState:
 
     def _notices_beside_steps(self) -> bool:
         return workflow.patched(NOTICES_BESIDE_STEPS)
+
+    def _rounds_as_runs(self) -> bool:
+        return workflow.patched(ROUNDS_AS_RUNS)
+
+    def _running(self) -> bool:
+        """The case goes on in this run: not ended, and not about to continue as the next round's run."""
+        return self._stage not in TERMINAL_STAGES and not self._next_round
 
     def _progress_key(self) -> tuple[Stage, int, int, bool]:
         return self._stage, self._round, self._unit_id, self._feedback_message is not None

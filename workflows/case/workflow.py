@@ -34,11 +34,11 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.case.vocabulary import (
         RATER_ACTOR,
-        TERMINAL_STAGES,
         ActivityName,
         CaseSnapshot,
         CaseWorkflowInput,
         Outcome,
+        RoundCarry,
         Stage,
     )
     from models.policy import DeadlineName
@@ -73,17 +73,29 @@ class CaseWorkflow(UnitSteps, SupervisorSteps, ReviewSteps):
         self._outcome: Outcome | None = None
         self._rater_window_due: datetime | None = None
         self._revalidating = False  # set while a step re-checks its validator after waiting its turn
+        self._next_round = False  # the rater is not satisfied: this run ends and the next round's begins
+        if inp.carry is not None:
+            self._round, self._seq = inp.carry.round, inp.carry.seq
         self._reset_round_state()
 
     @workflow.run
     async def run(self, inp: CaseWorkflowInput) -> CaseSnapshot:
-        self._notices_beside_steps()  # decided once, first, so the marker sits at the same place in every run
-        await self._start_round(
-            "opened", data={"level": inp.level, "policy": f"{inp.policy.code}@v{inp.policy.version}"}
-        )
+        # Patches are decided once, first, so their markers sit at the same place in every run.
+        self._notices_beside_steps()
+        self._rounds_as_runs()
+        if inp.carry is None:
+            await self._start_round(
+                "opened", data={"level": inp.level, "policy": f"{inp.policy.code}@v{inp.policy.version}"}
+            )
+        else:
+            await self._start_round(
+                "reopened",
+                data={"round": self._round},
+                notice=self._notice("reopened", "unit_staff", key=f"reopened.r{self._round}"),
+            )
         self._opened = True
         clock_watch = asyncio.create_task(self._watch_clocks())
-        while self._stage not in TERMINAL_STAGES:
+        while self._running():
             if self._stage == Stage.FEEDBACK and self._feedback_message is not None:
                 async with self._step_lock:
                     await self._deliver_feedback()
@@ -96,6 +108,9 @@ class CaseWorkflow(UnitSteps, SupervisorSteps, ReviewSteps):
         self._clock_version += 1
         await clock_watch
         await workflow.wait_condition(workflow.all_handlers_finished)
+        if self._next_round:
+            carry = RoundCarry(round=self._round + 1, seq=self._seq)
+            workflow.continue_as_new(self._inp.model_copy(update={"unit_id": self._unit_id, "carry": carry}))
         return self._snapshot()
 
     async def _deliver_feedback(self) -> None:
@@ -167,6 +182,10 @@ class CaseWorkflow(UnitSteps, SupervisorSteps, ReviewSteps):
             self._move_to(Stage.CLOSED)
             await self._record("closed")
         elif self._round <= self._policy.max_reopen_rounds:
+            if self._rounds_as_runs():
+                # The next round starts in a run of its own, which records "reopened" and tells the unit.
+                self._next_round = True
+                return
             self._round += 1
             self._reset_round_state()
             self._move_to(Stage.ASSIGNED)
