@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     notice_lease_seconds: float = Field(
         default=60.0, gt=0, description="How long a worker holds a notice it is sending before another may retry it"
     )
+    office_hours_enforced: bool = Field(
+        default=True,
+        description="Hold reminders and escalations to staff until the unit's office hours (per policy profile)",
+    )
     case_action_wait_seconds: float = Field(
         default=5.0,
         gt=1,

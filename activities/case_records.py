@@ -30,8 +30,11 @@ _CASE_COLUMNS = ("stage", "round", "unit_id", "verdict", "outcome", "overdue", "
 
 
 class CaseRecordActivities:
-    def __init__(self, db: Database, notices_written: asyncio.Event | None = None) -> None:
+    def __init__(
+        self, db: Database, notices_written: asyncio.Event | None = None, office_hours_enforced: bool = True
+    ) -> None:
         self._db = db
+        self._office_hours_enforced = office_hours_enforced
         # Set after a commit that wrote notices, so this worker's notice relay sends them at once.
         self._notices_written = notices_written or asyncio.Event()
 
@@ -52,7 +55,14 @@ class CaseRecordActivities:
             data = dict(inp.data)
             if inp.notices:
                 data["notices"] = await write_notices(
-                    session, case, inp.round, inp.stage.value, inp.event_key, inp.notices
+                    session,
+                    case,
+                    inp.round,
+                    inp.stage.value,
+                    inp.event_key,
+                    inp.notices,
+                    now=utcnow(),
+                    office_hours_enforced=self._office_hours_enforced,
                 )
             if inp.case_fields.rating_adopted is not None:
                 rating = await session.get(Rating, case.rating_id)

@@ -8,15 +8,19 @@ answer link is made here too, once, so every retry of the notice carries the sam
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from models.calendar import load_calendar
 from models.case.activity_io import Audience, NoticeRequest
 from models.case.records import Case
 from models.notifications import NoticeChannel, Notification
+from models.office_hours import next_office_time
 from models.organisation import Unit
+from models.policy_store import policy_version
 from models.rater_links import FEEDBACK_RESPONSE, RaterLink, new_token
 from models.ratings import Rating
 from models.roles import Role
@@ -29,13 +33,25 @@ def notice_key(case_id: int, request_key: str, channel: NoticeChannel, recipient
 
 
 async def write_notices(
-    session: AsyncSession, case: Case, round_: int, stage: str, event_key: str, requests: list[NoticeRequest]
+    session: AsyncSession,
+    case: Case,
+    round_: int,
+    stage: str,
+    event_key: str,
+    requests: list[NoticeRequest],
+    now: datetime,
+    office_hours_enforced: bool = True,
 ) -> list[dict[str, Any]]:
-    """Stage the notice rows of an event (the caller commits). Returns what the timeline shows of them."""
+    """Stage the notice rows of an event (the caller commits). Returns what the timeline shows of them.
+
+    A reminder or escalation to staff that falls due outside the unit's office hours (per the case's
+    pinned profile) is held until they next open: its row waits with `next_attempt_at` set.
+    """
     assert case.id is not None
     summaries = []
     for request in requests:
         targets = await _targets(session, case, request.audience)
+        held_until = await _office_hours_hold(session, case, request, now) if office_hours_enforced else None
         context = {
             "stage": stage,
             "round": round_,
@@ -63,6 +79,7 @@ async def write_notices(
                         dedup_key=key,
                         event_key=event_key,
                         context=context,
+                        next_attempt_at=held_until,
                     )
                 )
         summary: dict[str, Any] = {
@@ -73,8 +90,23 @@ async def write_notices(
         }
         if not targets:
             summary["reason"] = f"no {request.audience} with a way to be reached"
+        if held_until is not None:
+            summary["held_until"] = held_until.isoformat()
         summaries.append(summary)
     return summaries
+
+
+async def _office_hours_hold(
+    session: AsyncSession, case: Case, request: NoticeRequest, now: datetime
+) -> datetime | None:
+    """When the unit's office hours next open, if this notice must wait for them; None to send now."""
+    if request.audience == "rater":
+        return None
+    pinned = await policy_version(session, case.policy_code, case.policy_version)
+    if pinned is None or not pinned.profile.office_hours.holds(request.kind):
+        return None
+    opens = next_office_time(now, pinned.profile.office_hours, await load_calendar(session))
+    return opens if opens > now else None
 
 
 async def _targets(session: AsyncSession, case: Case, audience: Audience) -> list[tuple[NoticeChannel, str]]:

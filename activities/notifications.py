@@ -16,12 +16,13 @@ from activities.notices import write_notices
 from models.case.activity_io import FeedbackNoticeInput, NoticeRequest, NoticeResult, NotifyInput
 from models.case.records import Case
 from models.case.vocabulary import ActivityName
-from models.db import Database
+from models.db import Database, utcnow
 
 
 class NotificationActivities:
-    def __init__(self, db: Database, notices_written: asyncio.Event) -> None:
+    def __init__(self, db: Database, notices_written: asyncio.Event, office_hours_enforced: bool = True) -> None:
         self._db = db
+        self._office_hours_enforced = office_hours_enforced
         self._notices_written = notices_written
 
     @activity.defn(name=ActivityName.NOTIFY)
@@ -55,7 +56,16 @@ class NotificationActivities:
             case = await session.get(Case, case_id)
             if case is None:
                 raise RuntimeError(f"case {case_id} does not exist")
-            [summary] = await write_notices(session, case, round_, stage, "", [request])
+            [summary] = await write_notices(
+                session,
+                case,
+                round_,
+                stage,
+                "",
+                [request],
+                now=utcnow(),
+                office_hours_enforced=self._office_hours_enforced,
+            )
             await session.commit()
         self._notices_written.set()
         return NoticeResult(

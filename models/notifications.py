@@ -70,5 +70,6 @@ class NoticeView(BaseModel):
     status: NoticeStatus
     attempts: int
     last_error: str
-    created_at: datetime
+    created_at: datetime  # when it fell due
+    held_until: datetime | None = None  # outside office hours: when it may go out
     sent_at: datetime | None

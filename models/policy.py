@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from models.deadlines import DeadlineSpec
+from models.office_hours import OfficeHours
 
 LEVELS = ("very_satisfied", "satisfied", "basically_satisfied", "dissatisfied", "very_dissatisfied")
 
@@ -106,6 +107,9 @@ class PolicyProfile(BaseModel):
     rating: RatingWindows
     reviewers_see_rater_identity: bool = Field(
         default=False, description="Whether appeal reviewers (复核) see who the rater is; masked fields otherwise"
+    )
+    office_hours: OfficeHours = Field(
+        default_factory=OfficeHours, description="When reminders and escalation notices may reach a unit"
     )
 
     @model_validator(mode="after")

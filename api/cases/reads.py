@@ -139,6 +139,7 @@ async def get_case(case_id: IdPath, session: SessionDep, user: CurrentUser) -> C
                 attempts=n.attempts,
                 last_error=n.last_error,
                 created_at=n.created_at,
+                held_until=n.next_attempt_at if n.attempts == 0 else None,
                 sent_at=n.sent_at,
             )
             for n in notices
