@@ -17,11 +17,46 @@ from tests.conftest import bad_rating, login
 PROFILES = load_profile_files()
 
 
-def test_every_region_of_the_seeds_has_a_profile() -> None:
+def test_every_region_of_the_sources_has_a_profile() -> None:
     assert {"national", "yantai", "xiangtan", "shanwei", "pingdingshan", "demo"} <= PROFILES.keys()
     for profile in PROFILES.values():
         for name, rule in profile.deadlines.items():
             assert rule.source.strip(), f"{profile.code}.{name} has no source"
+
+
+SOURCE_NAMES = (
+    "国办发〔2019〕51号",
+    "烟台2020方案",
+    "湘潭方案",
+    "汕尾方案",
+    "平顶山2023通知",
+    "浙江实践",
+    "四川实践",
+    "江苏实践",
+    "广东试行",
+)
+
+
+def _sources(value: object) -> list[str]:
+    if isinstance(value, dict):
+        found = [v for k, v in value.items() if k.endswith("source") and isinstance(v, str)]
+        return found + [s for v in value.values() for s in _sources(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _sources(v)]
+    return []
+
+
+def test_profile_sources_name_documents_listed_in_docs_sources() -> None:
+    listed = Path("docs/sources.md").read_text(encoding="utf-8")
+    assert all(f"`{name}`" in listed for name in SOURCE_NAMES)
+    for profile in PROFILES.values():
+        for source in _sources(profile.model_dump(mode="json")):
+            assert not any(word in source for word in ("seed", "DOMAIN", "DESIGN", ".txt")), source
+            if profile.code != "demo":
+                assert "system default" in source or any(name in source for name in SOURCE_NAMES), source
+    for path in Path("policy/profiles").glob("*.toml"):
+        text = path.read_text(encoding="utf-8")
+        assert not any(word in text for word in ("seed 0", "DOMAIN.md", "DESIGN.md")), path
 
 
 def test_shanwei_scores_and_bad_levels() -> None:
