@@ -150,6 +150,25 @@ class NoticeSender:
         address = rating.rater_email if notice.channel == NoticeChannel.EMAIL else rating.rater_phone
         if not address:
             raise PermanentSendError("the rater left no contact for this channel")
+        values: dict[str, Any] = {
+            "rater_name": rating.rater_name or "",
+            "case_id": ctx.case.id,
+            "unit_name": ctx.unit.name,
+            "item_name": ctx.item.name,
+            "record_no": ctx.record.record_no,
+            "rated_on": rating.submitted_at.astimezone(CHINA_TZ).strftime("%Y-%m-%d"),
+            "level_label": await _level_label(session, ctx),
+            "message": context.get("message", ""),
+        }
+        if notice.kind == "feedback":  # the result, with the round's answer link
+            values |= await self._answer_link_values(session, ctx, context)
+        # The template is named after the kind: feedback (with the link) or cannot_rectify (无法整改, no answer).
+        if notice.channel == NoticeChannel.EMAIL:
+            return address, self._mailer.render(notice.kind, **values)
+        text = self._sms_templates.get_template(f"{notice.kind}.txt.j2").render(**values).strip()
+        return address, RenderedMail(subject="", text=text, html="")
+
+    async def _answer_link_values(self, session: Any, ctx: CaseContext, context: dict[str, Any]) -> dict[str, Any]:
         link = (
             await session.exec(
                 select(RaterLink).where(
@@ -162,23 +181,11 @@ class NoticeSender:
         if link is None or not link.token_sealed:
             raise PermanentSendError("the round has no answer link")
         pinned = await policy_version(session, ctx.case.policy_code, ctx.case.policy_version)
-        values = {
-            "rater_name": rating.rater_name or "",
-            "case_id": ctx.case.id,
-            "unit_name": ctx.unit.name,
-            "item_name": ctx.item.name,
-            "record_no": ctx.record.record_no,
-            "rated_on": rating.submitted_at.astimezone(CHINA_TZ).strftime("%Y-%m-%d"),
-            "level_label": await _level_label(session, ctx),
-            "message": context.get("message", ""),
+        return {
             "link_url": f"{self._settings.public_base_url}/r/{link.token_sealed}",
             "respond_by": china_time(context.get("respond_by")),
             "silence_counts_as_satisfied": pinned is None or pinned.profile.rater_silence_outcome == "satisfied",
         }
-        if notice.channel == NoticeChannel.EMAIL:
-            return address, self._mailer.render("feedback", **values)
-        text = self._sms_templates.get_template("feedback.txt.j2").render(**values).strip()
-        return address, RenderedMail(subject="", text=text, html="")
 
     async def _retry_later(self, notice: Notification, error: str) -> NoticeStatus:
         log.warning("notice %s (case %s, %s) not sent, will retry: %s", notice.id, notice.case_id, notice.kind, error)

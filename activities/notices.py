@@ -60,7 +60,7 @@ async def write_notices(
             "rung": request.rung,
             "message": request.message,
         }
-        if request.audience == "rater" and targets:
+        if request.kind == "feedback" and targets:  # the result asks for an answer: the round's link
             assert request.respond_by is not None
             await _answer_link(session, case.id, round_, request)
             context["respond_by"] = request.respond_by.isoformat()

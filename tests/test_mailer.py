@@ -11,6 +11,8 @@ from activities.mailer import TEMPLATE_DIR, Mailer
 from config import Settings
 from models.case.activity_io import NoticeKind
 
+RATER_KINDS = {"feedback", "cannot_rectify"}
+
 FEEDBACK_CONTEXT = {
     "rater_name": "张三",
     "case_id": 7,
@@ -54,8 +56,8 @@ def test_feedback_mail_escapes_html_but_not_text(mailer: Mailer) -> None:
     assert "<script>" not in mail.html and "&lt;script&gt;" in mail.html
 
 
-# Staff notices; the rater's feedback has its own templates (feedback.*.j2), tested elsewhere.
-@pytest.mark.parametrize("kind", [kind for kind in get_args(NoticeKind) if kind != "feedback"])
+# Staff notices; the rater's (feedback, cannot_rectify) have their own templates, named after the kind.
+@pytest.mark.parametrize("kind", [kind for kind in get_args(NoticeKind) if kind not in RATER_KINDS])
 def test_every_notice_kind_renders_with_the_shared_layout(mailer: Mailer, kind: str) -> None:
     mail = mailer.render(f"notice_{kind}", **NOTICE_CONTEXT)
     assert mail.subject and "7" in mail.subject

@@ -35,6 +35,7 @@ class CaseFields(BaseModel):
 Audience = Literal["unit_staff", "supervisor", "management_office", "reviewers", "rater"]
 NoticeKind = Literal[
     "feedback",  # the result, to the rater, with the answer link
+    "cannot_rectify",  # to the rater: the problem cannot be rectified (无法整改, approved), and why
     "reminder",  # a deadline is near
     "escalation",  # a deadline passed (rung 1, 2, ...)
     "supervisor_reminder",  # 督办提醒 from a supervisor
@@ -44,6 +45,7 @@ NoticeKind = Literal[
     "appeal_filed",  # reviewers have an appeal to decide
     "not_adopted",  # the management office learns of an upheld appeal
     "extension_requested",
+    "cannot_rectify_requested",  # a supervisor has a 无法整改 request to decide
     "unsatisfied_final",  # the rater is still not satisfied after the last round
 ]
 
