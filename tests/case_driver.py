@@ -14,7 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 from config import Settings
 from models.case.records import CaseEvent
 from models.case.step_inputs import AcceptInput, CallbackInput, FeedbackInput, RectificationInput, VerificationInput
-from models.case.vocabulary import Actor, CaseSnapshot, Stage, Verdict, workflow_id_for_rating
+from models.case.vocabulary import Actor, CaseSnapshot, Judgement, Stage, Verdict, workflow_id_for_rating
 from models.db import Database
 from models.organisation import Region
 from models.roles import Role
@@ -107,11 +107,19 @@ class CaseDriver:
 
 
 async def through_verification(case: CaseDriver, verdict: Verdict = Verdict.VALID, accepted: bool = False) -> None:
-    """The unit accepts (unless already done), calls back and gives its verdict."""
+    """The unit accepts (unless already done), calls back and gives its verdict, with the judgement it needs."""
     if not accepted:
         await case.do(CaseWorkflow.accept, AcceptInput(actor=SCJ_STAFF))
     await case.do(CaseWorkflow.log_callback, CallbackInput(actor=SCJ_STAFF, reached=True, note="已致电"))
-    await case.do(CaseWorkflow.verify, VerificationInput(actor=SCJ_STAFF, verdict=verdict, findings="核实情况"))
+    verification = VerificationInput(
+        actor=SCJ_STAFF, verdict=verdict, findings="核实情况", judgement=judgement_for(verdict)
+    )
+    await case.do(CaseWorkflow.verify, verification)
+
+
+def judgement_for(verdict: Verdict) -> Judgement:
+    """A judgement of the review that agrees with the verdict: rectified reviews are reasonable."""
+    return Judgement.REASONABLE if verdict == Verdict.VALID else Judgement.UNREASONABLE
 
 
 async def to_rater_response(case: CaseDriver, accepted: bool = False) -> None:

@@ -145,7 +145,11 @@ def _body(method: str, path: str, profile: dict[str, Any]) -> dict[str, Any]:
         ("POST", "/api/v1/ratings"): {"json": bad_rating("DEMO-0004")},
         ("POST", "/api/v1/cases/{case_id}/accept"): {},
         ("POST", "/api/v1/cases/{case_id}/callbacks"): {"reached": True, "note": "回访"},
-        ("POST", "/api/v1/cases/{case_id}/verification"): {"verdict": "valid", "findings": "核实"},
+        ("POST", "/api/v1/cases/{case_id}/verification"): {
+            "verdict": "valid",
+            "findings": "核实",
+            "judgement": "reasonable",
+        },
         ("POST", "/api/v1/cases/{case_id}/ledger"): {"due_at": SOON, "plan": "台账"},
         ("POST", "/api/v1/cases/{case_id}/rectification"): {"measures": "整改"},
         ("POST", "/api/v1/cases/{case_id}/explanation"): {"explanation": "说明"},

@@ -18,7 +18,8 @@ from tests.support.http_case import VERIFIED, Step, open_case, take_steps
 
 async def _verified(api: httpx.AsyncClient, demo: DemoCredentials, staff: dict[str, str], verdict: str) -> int:
     case_id = await open_case(api, demo, staff)
-    verdict_step: Step = ("verification", {"verdict": verdict, "findings": "核实"})
+    judgement = "reasonable" if verdict == "valid" else "unreasonable"
+    verdict_step: Step = ("verification", {"verdict": verdict, "findings": "核实", "judgement": judgement})
     await take_steps(api, case_id, staff, (*VERIFIED[:2], verdict_step))
     return case_id
 

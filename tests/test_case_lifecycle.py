@@ -33,7 +33,16 @@ from models.case.step_inputs import (
     RemindInput,
     VerificationInput,
 )
-from models.case.vocabulary import RATER_ACTOR, CaseSnapshot, DeadlineView, ErrorType, Outcome, Stage, Verdict
+from models.case.vocabulary import (
+    RATER_ACTOR,
+    CaseSnapshot,
+    DeadlineView,
+    ErrorType,
+    Judgement,
+    Outcome,
+    Stage,
+    Verdict,
+)
 from models.db import Database
 from models.policy import DeadlineName
 from models.ratings import Rating
@@ -113,7 +122,10 @@ async def test_callback_in_time_is_not_overdue(world: World) -> None:
     await case.do(CaseWorkflow.accept, AcceptInput(actor=SCJ_STAFF))
     await case.do(CaseWorkflow.log_callback, CallbackInput(actor=SCJ_STAFF, reached=False, note="未接通"))
     await case.do(CaseWorkflow.log_callback, CallbackInput(actor=SCJ_STAFF, reached=True, note="已接通"))
-    await case.do(CaseWorkflow.verify, VerificationInput(actor=SCJ_STAFF, verdict=Verdict.VALID, findings="属实"))
+    await case.do(
+        CaseWorkflow.verify,
+        VerificationInput(actor=SCJ_STAFF, verdict=Verdict.VALID, findings="属实", judgement=Judgement.REASONABLE),
+    )
     state = await case.state()
     assert _deadline(state, DeadlineName.CALLBACK).state == "met"
     assert _deadline(state, DeadlineName.VERIFICATION).state == "met"
@@ -362,7 +374,10 @@ async def test_anonymous_review_skips_callback_and_closes_without_contact(world:
     await case.do(CaseWorkflow.accept, AcceptInput(actor=SCJ_STAFF))
     error = await case.rejected(CaseWorkflow.log_callback, CallbackInput(actor=SCJ_STAFF, reached=False, note="x"))
     assert "匿名" in error.message
-    await case.do(CaseWorkflow.verify, VerificationInput(actor=SCJ_STAFF, verdict=Verdict.VALID, findings="属实"))
+    await case.do(
+        CaseWorkflow.verify,
+        VerificationInput(actor=SCJ_STAFF, verdict=Verdict.VALID, findings="属实", judgement=Judgement.REASONABLE),
+    )
     await case.do(CaseWorkflow.rectify, RectificationInput(actor=SCJ_STAFF, measures="已整改"))
     await case.do(CaseWorkflow.give_feedback, FeedbackInput(actor=SCJ_STAFF, message="已整改"))
     result = await case.handle.result()
@@ -374,13 +389,40 @@ async def test_anonymous_review_skips_callback_and_closes_without_contact(world:
 
 async def test_validators_reject_wrong_stage_and_wrong_unit(world: World) -> None:
     case = await world.open()
-    verify = VerificationInput(actor=SCJ_STAFF, verdict=Verdict.VALID, findings="属实")
+    verify = VerificationInput(actor=SCJ_STAFF, verdict=Verdict.VALID, findings="属实", judgement=Judgement.REASONABLE)
     assert (await case.rejected(CaseWorkflow.verify, verify)).type == ErrorType.WRONG_STAGE
     assert (await case.rejected(CaseWorkflow.accept, AcceptInput(actor=RSJ_STAFF))).type == ErrorType.NOT_ALLOWED
     await case.do(CaseWorkflow.accept, AcceptInput(actor=SCJ_STAFF))
     error = await case.rejected(CaseWorkflow.verify, verify)
     assert error.type == ErrorType.WRONG_STAGE and "回访" in error.message
     assert await case.actions() == ["opened", "accepted"]
+
+
+async def test_verified_event_records_the_judgement_only_when_given(world: World) -> None:
+    judged = await world.open()
+    await judged.do(CaseWorkflow.accept, AcceptInput(actor=SCJ_STAFF))
+    await judged.do(CaseWorkflow.log_callback, CallbackInput(actor=SCJ_STAFF, reached=True, note="已回访"))
+    verification = VerificationInput(
+        actor=SCJ_STAFF,
+        verdict=Verdict.VALID,
+        findings="部分属实",
+        judgement=Judgement.PARTLY_REASONABLE,
+        evidence=["窗口排队记录", "文号 烟政服〔2026〕12号"],
+    )
+    await judged.do(CaseWorkflow.verify, verification)
+    verified = next(e for e in await judged.events() if e.action == "verified")
+    assert verified.data["judgement"] == "partly_reasonable"
+    assert verified.data["evidence"] == ["窗口排队记录", "文号 烟政服〔2026〕12号"]
+
+    # An update sent before the judgement existed (as recorded histories hold) is still taken, and
+    # records neither key.
+    unjudged = await world.open(record_no="DEMO-0002")
+    await unjudged.do(CaseWorkflow.accept, AcceptInput(actor=SCJ_STAFF))
+    await unjudged.do(CaseWorkflow.log_callback, CallbackInput(actor=SCJ_STAFF, reached=True, note="已回访"))
+    old = VerificationInput(actor=SCJ_STAFF, verdict=Verdict.NO_LEGAL_BASIS, findings="无依据")
+    assert (await unjudged.do(CaseWorkflow.verify, old)).stage == Stage.EXPLANATION
+    verified = next(e for e in await unjudged.events() if e.action == "verified")
+    assert "judgement" not in verified.data and "evidence" not in verified.data
 
 
 # ---- every stage deadline, and durability across worker restarts -----------------------------------

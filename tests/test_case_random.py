@@ -29,12 +29,21 @@ from temporalio.testing import WorkflowEnvironment
 from config import Settings
 from models.case import step_inputs as act
 from models.case.records import CaseEvent
-from models.case.vocabulary import RATER_ACTOR, TERMINAL_STAGES, TRANSITIONS, Actor, ErrorType, Stage, Verdict
+from models.case.vocabulary import (
+    RATER_ACTOR,
+    TERMINAL_STAGES,
+    TRANSITIONS,
+    Actor,
+    ErrorType,
+    Judgement,
+    Stage,
+    Verdict,
+)
 from models.db import Database
 from models.policy import DeadlineName
 from runtime.mail_sink import MailSink
 from runtime.seed import DemoCredentials
-from tests.case_driver import REVIEWER, RSJ_STAFF, SCJ_STAFF, SUPERVISOR, CaseDriver, timeline_notices
+from tests.case_driver import REVIEWER, RSJ_STAFF, SCJ_STAFF, SUPERVISOR, CaseDriver, judgement_for, timeline_notices
 from tests.conftest import case_row, eventually, running_worker
 from workflows.case import CaseWorkflow
 
@@ -47,6 +56,10 @@ PEOPLE = [SCJ_STAFF, RSJ_STAFF, SUPERVISOR, REVIEWER, RATER_ACTOR]
 REFUSALS = {ErrorType.WRONG_STAGE, ErrorType.NOT_ALLOWED, ErrorType.INVALID_INPUT}
 
 
+def _verification(actor: Actor, verdict: Verdict) -> act.VerificationInput:
+    return act.VerificationInput(actor=actor, verdict=verdict, findings="核实", judgement=judgement_for(verdict))
+
+
 def _random_action(rng: random.Random, state: Any) -> tuple[Any, BaseModel]:
     """One action with plausible fields, by a random person: often not the right one."""
     actor: Actor = rng.choice(PEOPLE)
@@ -57,10 +70,7 @@ def _random_action(rng: random.Random, state: Any) -> tuple[Any, BaseModel]:
     choices: list[Callable[[], tuple[Any, BaseModel]]] = [
         lambda: (CaseWorkflow.accept, act.AcceptInput(actor=actor)),
         lambda: (CaseWorkflow.log_callback, act.CallbackInput(actor=actor, reached=rng.random() < 0.7, note="回访")),
-        lambda: (
-            CaseWorkflow.verify,
-            act.VerificationInput(actor=actor, verdict=rng.choice(list(Verdict)), findings="核实"),
-        ),
+        lambda: (CaseWorkflow.verify, _verification(actor, rng.choice(list(Verdict)))),
         lambda: (CaseWorkflow.ledger, act.LedgerInput(actor=actor, due_at=due, plan="台账")),
         lambda: (CaseWorkflow.rectify, act.RectificationInput(actor=actor, measures="整改")),
         lambda: (CaseWorkflow.explain, act.ExplanationInput(actor=actor, explanation="说明")),
@@ -123,7 +133,10 @@ async def _finish(case: CaseDriver, rng: random.Random, anonymous: bool) -> Any:
             if not state.callback_done and not anonymous:
                 step = (CaseWorkflow.log_callback, act.CallbackInput(actor=staff, reached=True, note="回访"))
             else:
-                step = (CaseWorkflow.verify, act.VerificationInput(actor=staff, verdict=Verdict.VALID, findings="核实"))
+                verification = act.VerificationInput(
+                    actor=staff, verdict=Verdict.VALID, findings="核实", judgement=Judgement.REASONABLE
+                )
+                step = (CaseWorkflow.verify, verification)
         assert step is not None
         try:
             await case.do(*step)

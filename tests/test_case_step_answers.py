@@ -77,7 +77,7 @@ async def test_concurrent_retries_act_once_and_a_reused_key_changes_nothing(
         assert reused.status_code == 422 and reused.json()["detail"]["code"] == "idempotency_key_reused"
 
         # Two different clicks at once on the same step: one is taken, the other refused as already moved on.
-        verdict = {"verdict": "valid", "findings": "属实"}
+        verdict = {"verdict": "valid", "findings": "属实", "judgement": "reasonable"}
         both = await asyncio.gather(
             *(api.post(f"/api/v1/cases/{case_id}/verification", json=verdict, headers=staff) for _ in range(2))
         )

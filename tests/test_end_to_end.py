@@ -79,7 +79,11 @@ async def test_rating_to_closed_case_with_feedback_mail(
         await act("callbacks", reached, "verification", key="click-7c1e")
         # A retried click (same Idempotency-Key) acts once: the timeline below has two callbacks, not three.
         await act("callbacks", reached, "verification", key="click-7c1e")
-        await act("verification", {"verdict": "valid", "findings": "当日窗口仅开放一个，排队过长属实"}, "rectification")
+        await act(
+            "verification",
+            {"verdict": "valid", "findings": "当日窗口仅开放一个，排队过长属实", "judgement": "reasonable"},
+            "rectification",
+        )
         # A step out of order is refused with the validator's reason.
         early = await api.post(f"/api/v1/cases/{case_id}/feedback", json={"message": "x"}, headers=staff)
         assert early.status_code == 409 and "反馈" in early.json()["detail"]["message"]

@@ -35,7 +35,7 @@ from models.case.step_inputs import (
     RectificationInput,
     VerificationInput,
 )
-from models.case.vocabulary import RATER_ACTOR, Verdict
+from models.case.vocabulary import RATER_ACTOR, Judgement, Verdict
 from models.policy import DeadlineName
 from tests.case_driver import (
     REVIEWER,
@@ -95,7 +95,8 @@ async def _reassigned_ledger_extended(world: World) -> CaseDriver:
     await case.do(CaseWorkflow.accept, AcceptInput(actor=RSJ_STAFF))
     await case.do(CaseWorkflow.log_callback, CallbackInput(actor=RSJ_STAFF, reached=True, note="已回访"))
     state = await case.do(
-        CaseWorkflow.verify, VerificationInput(actor=RSJ_STAFF, verdict=Verdict.VALID, findings="属实")
+        CaseWorkflow.verify,
+        VerificationInput(actor=RSJ_STAFF, verdict=Verdict.VALID, findings="属实", judgement=Judgement.REASONABLE),
     )
     assert state.ledger_latest_due is not None
     due = state.ledger_latest_due - timedelta(days=3)

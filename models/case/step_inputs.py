@@ -9,11 +9,11 @@ workflow after it, so an HTTP call that gave up waiting can say for certain the 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from models.case.vocabulary import Actor, Verdict
+from models.case.vocabulary import Actor, Judgement, Verdict
 from models.policy import DeadlineName
 from models.request_body import RequestBody
 
@@ -33,11 +33,48 @@ class CallbackFields(RequestBody):
     note: str = Field(min_length=1, max_length=4000)
 
 
+# Which judgements of the review (合理 / 部分合理 / 不合理) each verdict may carry: only a reasonable
+# or partly reasonable review is rectified; an unreasonable one is explained or appealed.
+JUDGEMENTS_OF_VERDICT: dict[Verdict, frozenset[Judgement]] = {
+    Verdict.VALID: frozenset({Judgement.REASONABLE, Judgement.PARTLY_REASONABLE}),
+    Verdict.NO_LEGAL_BASIS: frozenset({Judgement.UNREASONABLE}),
+    Verdict.DISPUTED: frozenset({Judgement.UNREASONABLE}),
+}
+_DISAGREEMENT = {
+    Verdict.VALID: (
+        "a review found valid (情况属实, rectified) is judged 'reasonable' (合理) or 'partly_reasonable' (部分合理); "
+        "if the review is unreasonable (不合理), give verdict 'no_legal_basis' (explain) or 'disputed' (appeal)"
+    ),
+    Verdict.NO_LEGAL_BASIS: (
+        "a complaint without legal basis (诉求无政策依据, explained) is judged 'unreasonable' (不合理); "
+        "a reasonable or partly reasonable review (合理 / 部分合理) is rectified: give verdict 'valid'"
+    ),
+    Verdict.DISPUTED: (
+        "a mistaken or malicious review (误评或恶意差评, appealed) is judged 'unreasonable' (不合理); "
+        "a reasonable or partly reasonable review (合理 / 部分合理) is rectified: give verdict 'valid'"
+    ),
+}
+
+
 class VerificationFields(RequestBody):
-    """核实结论."""
+    """核实结论, with the unit's judgement of the review (合理 / 部分合理 / 不合理) and its evidence."""
 
     verdict: Verdict
     findings: str = Field(min_length=1, max_length=_TEXT)
+    judgement: Judgement
+    # Descriptions or document references supporting the judgement.
+    evidence: list[Annotated[str, Field(min_length=1, max_length=2000)]] = Field(default_factory=list, max_length=20)
+
+    @model_validator(mode="after")
+    def _judgement_agrees(self) -> Self:
+        # The judgement may be absent only in VerificationInput (histories recorded before it existed).
+        judgement: Judgement | None = self.judgement
+        if judgement is not None and judgement not in JUDGEMENTS_OF_VERDICT[self.verdict]:
+            raise ValueError(
+                f"judgement '{judgement.value}' does not agree with verdict '{self.verdict.value}': "
+                f"{_DISAGREEMENT[self.verdict]}"
+            )
+        return self
 
 
 class LedgerFields(RequestBody):
@@ -153,7 +190,10 @@ class CallbackInput(CallbackFields, StepInput):
 
 
 class VerificationInput(VerificationFields, StepInput):
-    pass
+    # Optional here, required in the HTTP body: verification updates recorded before the judgement
+    # existed (tests/histories) carry none and must keep replaying.
+    judgement: Judgement | None = None  # type: ignore[assignment]
+    evidence: list[Annotated[str, Field(min_length=1, max_length=2000)]] = Field(default_factory=list, max_length=20)
 
 
 class LedgerInput(LedgerFields, StepInput):

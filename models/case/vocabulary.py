@@ -86,6 +86,25 @@ class Verdict(StrEnum):
     DISPUTED = "disputed"  # 误评或恶意差评: appeal
 
 
+class Judgement(StrEnum):
+    """The unit's judgement of the review itself (差评研判), recorded beside the verdict.
+
+    Only a reasonable or partly reasonable review is rectified (verdict `valid`); an unreasonable one
+    is explained (`no_legal_basis`) or appealed (`disputed`).
+    """
+
+    REASONABLE = "reasonable"  # 合理
+    PARTLY_REASONABLE = "partly_reasonable"  # 部分合理
+    UNREASONABLE = "unreasonable"  # 不合理
+
+
+JUDGEMENT_LABELS_ZH: dict[Judgement, str] = {
+    Judgement.REASONABLE: "合理",
+    Judgement.PARTLY_REASONABLE: "部分合理",
+    Judgement.UNREASONABLE: "不合理",
+}
+
+
 class Outcome(StrEnum):
     """How a case ended (办理结果)."""
 

@@ -12,7 +12,7 @@ Step = tuple[str, dict[str, object]]
 VERIFIED: tuple[Step, ...] = (
     ("accept", {"note": "签收"}),
     ("callbacks", {"reached": True, "note": "已致电"}),
-    ("verification", {"verdict": "valid", "findings": "属实"}),
+    ("verification", {"verdict": "valid", "findings": "属实", "judgement": "reasonable"}),
 )
 TO_FEEDBACK: tuple[Step, ...] = (
     *VERIFIED,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -65,7 +67,12 @@ class UnitSteps(Rounds):
         async with self._step(self._validate_verify, inp):
             self._verdict = inp.verdict
             self._stop_clocks_of(Stage.VERIFICATION)
-            data = {"verdict": inp.verdict.value, "findings": inp.findings}
+            data: dict[str, Any] = {"verdict": inp.verdict.value, "findings": inp.findings}
+            # Only when given: updates recorded before the judgement existed carry none.
+            if inp.judgement is not None:
+                data["judgement"] = inp.judgement.value
+            if inp.evidence:
+                data["evidence"] = list(inp.evidence)
             if inp.verdict == Verdict.VALID:
                 self._move_to(Stage.RECTIFICATION)
                 await self._enter_rectification("verified", actor=inp.actor, data=data)
