@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 from sqlmodel import col, select
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -91,9 +93,20 @@ def postgres_migrated() -> str:
 def _truncate_postgres(url: str) -> None:
     tables = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
     engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    engine.dispose()
+    try:
+        for attempt in range(5):
+            try:
+                with engine.begin() as conn:
+                    # A previous test's relay or worker may still be finishing a write: do not wait forever on it.
+                    conn.execute(text("SET LOCAL lock_timeout = '5s'"))
+                    conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+                return
+            except OperationalError:  # a deadlock or lock timeout with such a straggler: try again
+                if attempt == 4:
+                    raise
+                time.sleep(0.5)
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture(scope="session")
