@@ -161,6 +161,8 @@ def _body(method: str, path: str, profile: dict[str, Any]) -> dict[str, Any]:
             "reason": "延期",
         },
         ("POST", "/api/v1/cases/{case_id}/extension-decision"): {"approve": True},
+        ("POST", "/api/v1/cases/{case_id}/cannot-rectify-requests"): {"reasons": "涉及法规修订", "explanation": "说明"},
+        ("POST", "/api/v1/cases/{case_id}/cannot-rectify-decision"): {"approve": True},
         ("POST", "/api/v1/cases/{case_id}/deadline-extension"): {
             "deadline": "verification",
             "new_due_at": SOON,

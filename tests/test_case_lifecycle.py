@@ -20,6 +20,8 @@ from models.case.step_inputs import (
     AppealDecisionInput,
     AppealInput,
     CallbackInput,
+    CannotRectifyDecisionInput,
+    CannotRectifyRequestInput,
     ExplanationInput,
     ExtendInput,
     ExtensionDecisionInput,
@@ -130,6 +132,47 @@ async def test_callback_in_time_is_not_overdue(world: World) -> None:
     assert _deadline(state, DeadlineName.CALLBACK).state == "met"
     assert _deadline(state, DeadlineName.VERIFICATION).state == "met"
     assert not state.overdue and state.stage == Stage.RECTIFICATION
+
+
+async def test_cannot_rectify_refused_then_approved_closes_and_tells_the_rater(world: World) -> None:
+    case = await world.open()
+    await through_verification(case)
+    ask = CannotRectifyRequestInput(
+        actor=SCJ_STAFF,
+        reasons="需修改省级系统，本单位无权限",
+        explanation="该功能由省级平台统一建设，我局已向省级部门反映。",
+    )
+    state = await case.do(CaseWorkflow.request_cannot_rectify, ask)
+    assert state.pending_cannot_rectify and state.stage == Stage.RECTIFICATION
+    assert (await case.rejected(CaseWorkflow.request_cannot_rectify, ask)).type == ErrorType.ALREADY_TAKEN
+    assert (
+        await case.rejected(
+            CaseWorkflow.decide_cannot_rectify, CannotRectifyDecisionInput(actor=SCJ_STAFF, approve=True)
+        )
+    ).type == ErrorType.NOT_ALLOWED
+    assert await delivered(world.mailbox, "supervisor@hcp.localhost", subject="无法整改申请")
+
+    # Refused: the unit rectifies as before (and may ask again).
+    refused = await case.do(
+        CaseWorkflow.decide_cannot_rectify,
+        CannotRectifyDecisionInput(actor=SUPERVISOR, approve=False, note="可协调解决"),
+    )
+    assert refused.stage == Stage.RECTIFICATION and not refused.pending_cannot_rectify
+    await case.do(CaseWorkflow.request_cannot_rectify, ask)
+
+    # Approved: closed as cannot-rectify, counted apart from rectified cases, the rater told why (no answer link).
+    approved = await case.do(
+        CaseWorkflow.decide_cannot_rectify, CannotRectifyDecisionInput(actor=SUPERVISOR, approve=True, note="同意")
+    )
+    assert approved.stage == Stage.CLOSED and approved.outcome == Outcome.CANNOT_RECTIFY
+    assert (await case.handle.result()).outcome == Outcome.CANNOT_RECTIFY
+    [mail] = await delivered(world.mailbox, "zhang.sanfeng@example.com")
+    assert "该功能由省级平台统一建设" in message_text(mail) and "/r/" not in message_text(mail)
+    row = await case_row(world.db, case.case_id)
+    assert row.stage == Stage.CLOSED and row.outcome == Outcome.CANNOT_RECTIFY
+    assert state.deadline(DeadlineName.RECTIFICATION_IMMEDIATE) is not None
+    actions = await case.actions()
+    assert actions.count("cannot_rectify_requested") == 2 and actions[-1] == "cannot_rectify_approved"
 
 
 async def test_extension_approved_moves_the_deadline_and_refused_does_not(world: World) -> None:

@@ -145,6 +145,20 @@ class ExtensionDecisionFields(RequestBody):
     note: str = Field(default="", max_length=4000)
 
 
+class CannotRectifyRequestFields(RequestBody):
+    """无法整改申请: why the problem cannot be rectified (for the supervisor), and what the rater will be told."""
+
+    reasons: str = Field(min_length=1, max_length=_TEXT)
+    explanation: str = Field(min_length=1, max_length=_TEXT, description="the explanation fed back to the rater")
+
+
+class CannotRectifyDecisionFields(RequestBody):
+    """无法整改审批: approved → the case closes as cannot-rectify and the rater gets the explanation."""
+
+    approve: bool
+    note: str = Field(default="", max_length=4000)
+
+
 class ExtendFields(ExtensionRequestFields):
     """督办延期: a supervisor moves a running deadline directly."""
 
@@ -245,4 +259,12 @@ class InstructionInput(InstructionFields, StepInput):
 
 
 class RaterResponseInput(RaterResponseFields, StepInput):
+    pass
+
+
+class CannotRectifyRequestInput(CannotRectifyRequestFields, StepInput):
+    pass
+
+
+class CannotRectifyDecisionInput(CannotRectifyDecisionFields, StepInput):
     pass

@@ -99,6 +99,11 @@ STEPS: tuple[CaseStep, ...] = (
         "extension-requests", "申请延期", inputs.ExtensionRequestFields, inputs.ExtensionRequestInput,
         "request_extension", Relation.HANDLES, _ANY_OPEN, ("extension_requested",), notice="extension_requested",
     ),
+    CaseStep(
+        "cannot-rectify-requests", "申请认定无法整改", inputs.CannotRectifyRequestFields,
+        inputs.CannotRectifyRequestInput, "request_cannot_rectify", Relation.HANDLES, _only(Stage.RECTIFICATION),
+        ("cannot_rectify_requested",), notice="cannot_rectify_requested",
+    ),
     # ---- supervisors (督办) ----
     CaseStep(
         "extension-decision", "审批延期申请", inputs.ExtensionDecisionFields, inputs.ExtensionDecisionInput,
@@ -119,6 +124,11 @@ STEPS: tuple[CaseStep, ...] = (
     CaseStep(
         "instructions", "批示", inputs.InstructionFields, inputs.InstructionInput, "instruct",
         Relation.SUPERVISES, _ANY_OPEN, ("instructed",), notice="instruction",
+    ),
+    CaseStep(
+        "cannot-rectify-decision", "审批无法整改申请", inputs.CannotRectifyDecisionFields,
+        inputs.CannotRectifyDecisionInput, "decide_cannot_rectify", Relation.SUPERVISES, _only(Stage.RECTIFICATION),
+        ("cannot_rectify_approved", "cannot_rectify_refused"), notice="cannot_rectify", confirm=True,
     ),
     # ---- reviewers (复核) ----
     CaseStep(

@@ -37,7 +37,7 @@ class Stage(StrEnum):
 TRANSITIONS: dict[Stage, frozenset[Stage]] = {
     Stage.ASSIGNED: frozenset({Stage.VERIFICATION, Stage.ASSIGNED}),
     Stage.VERIFICATION: frozenset({Stage.RECTIFICATION, Stage.EXPLANATION, Stage.APPEAL_FILING, Stage.ASSIGNED}),
-    Stage.RECTIFICATION: frozenset({Stage.FEEDBACK, Stage.ASSIGNED}),
+    Stage.RECTIFICATION: frozenset({Stage.FEEDBACK, Stage.ASSIGNED, Stage.CLOSED}),  # CLOSED: 无法整改 approved
     Stage.EXPLANATION: frozenset({Stage.FEEDBACK, Stage.ASSIGNED}),
     Stage.APPEAL_FILING: frozenset({Stage.APPEAL_REVIEW, Stage.RECTIFICATION, Stage.ASSIGNED}),
     Stage.APPEAL_REVIEW: frozenset({Stage.NOT_ADOPTED, Stage.RECTIFICATION}),
@@ -113,6 +113,7 @@ class Outcome(StrEnum):
     UNSATISFIED = "unsatisfied"  # not satisfied after the last round; escalated
     NO_CONTACT = "no_contact"  # the rater left no way to be told (anonymous)
     NOT_ADOPTED = "not_adopted"  # appeal upheld
+    CANNOT_RECTIFY = "cannot_rectify"  # 无法整改: a supervisor agreed it cannot be rectified; the rater was told why
 
 
 class Actor(BaseModel):
@@ -186,6 +187,7 @@ class CaseSnapshot(BaseModel):
     callback_done: bool = False
     deadlines: list[DeadlineView] = Field(default_factory=list)
     pending_extension: DeadlineName | None = None
+    pending_cannot_rectify: bool = False  # a 无法整改 request waits for a supervisor
     ledger_latest_due: datetime | None = None
     rater_answer: bool | None = None  # this round's answer (satisfied or not), once given
 

@@ -11,6 +11,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from models.case.step_inputs import (
+        CannotRectifyRequestInput,
         ExtensionRequestInput,
     )
     from models.case.vocabulary import (
@@ -66,6 +67,7 @@ class CaseState:
     _rater_answer: bool | None
     _rater_update_id: str | None
     _pending_extension: ExtensionRequestInput | None
+    _pending_cannot_rectify: CannotRectifyRequestInput | None
 
     def _reset_round_state(self) -> None:
         self._callback_done = False
@@ -76,6 +78,7 @@ class CaseState:
         self._rater_answer: bool | None = None
         self._rater_update_id: str | None = None
         self._pending_extension: ExtensionRequestInput | None = None
+        self._pending_cannot_rectify: CannotRectifyRequestInput | None = None
 
     def _notices_beside_steps(self) -> bool:
         return workflow.patched(NOTICES_BESIDE_STEPS)
@@ -114,6 +117,7 @@ class CaseState:
             callback_done=self._callback_done,
             deadlines=[c.view() for c in sorted(this_round, key=lambda c: c.started_at)],
             pending_extension=self._pending_extension.deadline if self._pending_extension else None,
+            pending_cannot_rectify=self._pending_cannot_rectify is not None,
             ledger_latest_due=self._ledger_latest,
             rater_answer=self._rater_answer,
         )

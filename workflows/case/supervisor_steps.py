@@ -6,6 +6,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from models.case.step_inputs import (
+        CannotRectifyDecisionInput,
         ExtendInput,
         ExtensionDecisionInput,
         InstructionInput,
@@ -17,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
         STAGE_LABELS_ZH,
         CaseSnapshot,
         ErrorType,
+        Outcome,
         Stage,
     )
     from models.roles import Role
@@ -137,3 +139,36 @@ class SupervisorSteps(Rounds):
             raise _reject(f"案件处于「{STAGE_LABELS_ZH[self._stage]}」阶段，不能改派")
         if inp.to_unit_id == self._unit_id:
             raise _reject("改派单位与当前承办单位相同", ErrorType.INVALID_INPUT)
+
+    @workflow.update
+    async def decide_cannot_rectify(self, inp: CannotRectifyDecisionInput) -> CaseSnapshot:
+        """无法整改审批: approved → closed as cannot-rectify, the rater told why; refused → rectify as before."""
+        async with self._step(self._validate_decide_cannot_rectify, inp):
+            request = self._pending_cannot_rectify
+            assert request is not None
+            self._pending_cannot_rectify = None
+            if not inp.approve:
+                await self._record("cannot_rectify_refused", actor=inp.actor, data={"note": inp.note})
+                return self._snapshot()
+            self._stop_clocks_of(Stage.RECTIFICATION, "cancelled")
+            self._outcome = Outcome.CANNOT_RECTIFY
+            self._move_to(Stage.CLOSED)
+            told = self._rater_can_be_told()
+            explanation = self._notice(
+                "cannot_rectify", "rater", key=f"cannot_rectify.r{self._round}", message=request.explanation
+            )
+            await self._record(
+                "cannot_rectify_approved",
+                actor=inp.actor,
+                data={"note": inp.note, "explanation": request.explanation, "rater_told": told},
+                notices=[explanation] if told else [],
+            )
+            return self._snapshot()
+
+    @decide_cannot_rectify.validator
+    def _validate_decide_cannot_rectify(self, inp: CannotRectifyDecisionInput) -> None:
+        self._check_fresh(inp)
+        self._require_role(inp.actor, Role.SUPERVISOR)
+        self._require_stage(Stage.RECTIFICATION)
+        if self._pending_cannot_rectify is None:
+            raise _reject("没有待审批的无法整改申请")

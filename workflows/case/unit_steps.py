@@ -11,6 +11,7 @@ with workflow.unsafe.imports_passed_through():
         AcceptInput,
         AppealInput,
         CallbackInput,
+        CannotRectifyRequestInput,
         ExplanationInput,
         ExtensionRequestInput,
         FeedbackInput,
@@ -204,3 +205,25 @@ class UnitSteps(Rounds):
         if self._pending_extension is not None:
             raise _reject("已有一项延期申请待审批")
         self._validate_new_due(inp.deadline, inp.new_due_at)
+
+    @workflow.update
+    async def request_cannot_rectify(self, inp: CannotRectifyRequestInput) -> CaseSnapshot:
+        """无法整改申请: the unit asks a supervisor to agree that the problem cannot be rectified."""
+        async with self._step(self._validate_request_cannot_rectify, inp):
+            self._pending_cannot_rectify = inp
+            await self._record(
+                "cannot_rectify_requested",
+                actor=inp.actor,
+                data={"reasons": inp.reasons, "explanation": inp.explanation},
+                notices=[
+                    self._notice("cannot_rectify_requested", "supervisor", key="cannot_rectify", message=inp.reasons)
+                ],
+            )
+            return self._snapshot()
+
+    @request_cannot_rectify.validator
+    def _validate_request_cannot_rectify(self, inp: CannotRectifyRequestInput) -> None:
+        self._check_fresh(inp)
+        self._require_unit(inp.actor, Stage.RECTIFICATION)
+        if self._pending_cannot_rectify is not None:
+            raise _reject("已有一项无法整改申请待审批", ErrorType.ALREADY_TAKEN)
