@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from sqlmodel import col, select
 
+from api.cases.steps import StepError, system_update
 from api.deps import CurrentAdmin, CurrentUser, SessionDep, TemporalDep, audit_user_action
 from api.errors import api_error
 from api.params import Year
@@ -101,14 +102,12 @@ async def load_calendar_year(
     open_provisional = [(case_id, wf) for case_id, wf in rows if case_id is not None]
     failed: list[int] = []
     if open_provisional:
-        client = await temporal.client()
 
         async def recompute(case_id: int, workflow_id: str) -> None:
             try:
-                handle = client.get_workflow_handle_for(CaseWorkflow.run, workflow_id)
-                await asyncio.wait_for(handle.execute_update(CaseWorkflow.recompute_provisional), timeout=30)
-            except Exception as exc:  # noqa: BLE001 - report and go on; the admin can load again
-                log.warning("case %s: provisional deadlines not recomputed: %s", case_id, type(exc).__name__)
+                await system_update(temporal, workflow_id, CaseWorkflow.recompute_provisional, wait_seconds=30)
+            except StepError as exc:  # report and go on; loading the year again retries the failed ones
+                log.warning("case %s: provisional deadlines not recomputed: %s", case_id, exc.code)
                 failed.append(case_id)
 
         await asyncio.gather(*(recompute(case_id, wf) for case_id, wf in open_provisional))

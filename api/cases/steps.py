@@ -200,6 +200,25 @@ async def take_step(
     return snapshot
 
 
+async def system_update(
+    temporal: TemporalConnection, workflow_id: str, update: Any, wait_seconds: float
+) -> CaseSnapshot:
+    """An Update the system itself sends (no person, no request row), with the same error mapping as steps."""
+    try:
+        client = await asyncio.wait_for(temporal.client(), timeout=wait_seconds)
+        handle = client.get_workflow_handle_for(CaseWorkflow.run, workflow_id)
+        snapshot: CaseSnapshot = await asyncio.wait_for(handle.execute_update(update), timeout=wait_seconds)
+    except WorkflowUpdateFailedError as exc:
+        raise refusal(exc) from None
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise StepError(409, "case_not_running", "工单流程不存在或已结束") from None
+        raise StepError(503, "temporal_unavailable", NOT_TAKEN) from None
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError, OSError, RuntimeError):
+        raise StepError(503, "temporal_unavailable", NOT_TAKEN) from None
+    return snapshot
+
+
 def refusal(exc: WorkflowUpdateFailedError) -> StepError:
     """The workflow's reason for refusing a step, as an HTTP status and code."""
     cause = exc.cause
