@@ -1,6 +1,6 @@
 """Watches a whole test run for answers the published OpenAPI schema does not describe.
 
-conftest.py's ``api_client`` installs ``CONFORMANCE.hook(app)`` on every test client: each answer to
+tests/support/services.py's ``api_client`` installs ``CONFORMANCE.hook(app)`` on every test client: each answer to
 an operation of the schema is checked as it arrives — its status must be documented for that
 operation, and a JSON body must be valid against the documented schema (with ``jsonschema``). At the
 end of the session any mismatch fails the run, naming the operation, status and reason.

@@ -14,7 +14,8 @@ from models.db import Database
 from runtime.manage import create_admin
 from runtime.seed import DemoCredentials
 from runtime.temporal import TemporalConnection
-from tests.conftest import api_client, bad_rating, login
+from tests.support.http import bad_rating, login
+from tests.support.services import api_client
 
 NEW_USER: dict[str, Any] = {
     "username": "yt_reviewer2",

@@ -12,7 +12,7 @@ from config import Settings
 from models.db import Database
 from models.users import User
 from runtime.seed import DemoCredentials
-from tests.conftest import login
+from tests.support.http import login
 
 # Routes that are open on purpose. Everything else must answer 401 to an anonymous caller.
 OPEN_ROUTES = {

@@ -23,7 +23,7 @@ from models.case.steps import STEPS, Relation
 from models.case.vocabulary import Verdict
 from models.db import Database
 from runtime.seed import DemoCredentials
-from tests.conftest import bad_rating, login
+from tests.support.http import bad_rating, login
 
 ANONYMOUS, API_KEY = "anonymous", "api_key"
 OWN_STAFF, OTHER_STAFF, SUPERVISOR, REVIEWER, ADMIN = "own_staff", "other_staff", "supervisor", "reviewer", "admin"

@@ -16,8 +16,10 @@ from models.deadlines import CHINA_TZ, DeadlineSpec, compute_due
 from models.policy import DeadlineName
 from runtime.seed import DemoCredentials
 from runtime.temporal import TemporalConnection
-from tests.case_driver import SCJ_STAFF, CaseDriver
-from tests.conftest import api_client, case_row, login, running_worker
+from tests.support.case_driver import SCJ_STAFF, CaseDriver
+from tests.support.db import case_row
+from tests.support.http import login
+from tests.support.services import api_client, running_worker
 from workflows.case import CaseWorkflow
 
 NEW_YEAR_2027 = {

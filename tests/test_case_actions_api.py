@@ -12,8 +12,10 @@ from models.db import Database
 from models.organisation import Unit
 from runtime.seed import DemoCredentials
 from runtime.temporal import TemporalConnection
-from tests.conftest import api_client, eventually, login, running_worker
+from tests.support.http import login
 from tests.support.http_case import VERIFIED, Step, open_case, take_steps
+from tests.support.services import api_client, running_worker
+from tests.support.waiting import eventually
 
 
 async def _verified(api: httpx.AsyncClient, demo: DemoCredentials, staff: dict[str, str], verdict: str) -> int:

@@ -51,7 +51,7 @@ from models.ratings import Rating
 from models.search_attributes import CASE_ESCALATION_RUNG, CASE_OVERDUE, CASE_STAGE
 from runtime.mail_sink import MailSink, message_text
 from runtime.seed import DemoCredentials
-from tests.case_driver import (
+from tests.support.case_driver import (
     REVIEWER,
     RSJ_STAFF,
     SCJ_STAFF,
@@ -61,7 +61,10 @@ from tests.case_driver import (
     timeline_notices,
     to_rater_response,
 )
-from tests.conftest import World, case_row, delivered, eventually, running_worker
+from tests.support.db import case_row
+from tests.support.services import running_worker
+from tests.support.waiting import delivered, eventually
+from tests.support.world import World
 from workflows.case import CaseWorkflow
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

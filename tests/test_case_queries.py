@@ -10,7 +10,7 @@ from models.case.records import Case
 from models.case.vocabulary import Outcome, Stage
 from models.db import Database
 from runtime.seed import DemoCredentials
-from tests.conftest import bad_rating, login
+from tests.support.http import bad_rating, login
 
 
 async def _cases(api: httpx.AsyncClient, demo: DemoCredentials, records: list[str]) -> list[int]:

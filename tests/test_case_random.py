@@ -43,8 +43,18 @@ from models.db import Database
 from models.policy import DeadlineName
 from runtime.mail_sink import MailSink
 from runtime.seed import DemoCredentials
-from tests.case_driver import REVIEWER, RSJ_STAFF, SCJ_STAFF, SUPERVISOR, CaseDriver, judgement_for, timeline_notices
-from tests.conftest import case_row, eventually, running_worker
+from tests.support.case_driver import (
+    REVIEWER,
+    RSJ_STAFF,
+    SCJ_STAFF,
+    SUPERVISOR,
+    CaseDriver,
+    judgement_for,
+    timeline_notices,
+)
+from tests.support.db import case_row
+from tests.support.services import running_worker
+from tests.support.waiting import eventually
 from workflows.case import CaseWorkflow
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

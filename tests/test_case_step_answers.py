@@ -26,17 +26,11 @@ from models.db import Database
 from models.rater_links import RaterLink
 from runtime.seed import DemoCredentials
 from runtime.temporal import TemporalConnection
-from tests.conftest import (
-    RATER,
-    answer_link,
-    api_client,
-    case_events,
-    csrf_of,
-    eventually,
-    login,
-    running_worker,
-)
+from tests.support.db import case_events
+from tests.support.http import RATER, answer_link, csrf_of, login
 from tests.support.http_case import TO_FEEDBACK, open_case, take_steps
+from tests.support.services import api_client, running_worker
+from tests.support.waiting import eventually
 from worker import build_worker
 
 

@@ -29,7 +29,10 @@ from models.ratings import Rating
 from models.services import ServiceRecord
 from runtime.seed import seed_demo
 from runtime.temporal import TemporalConnection
-from tests.conftest import _alembic_upgrade, api_client, bad_rating, free_port, make_settings
+from tests.support.db import alembic_upgrade
+from tests.support.http import bad_rating
+from tests.support.services import api_client
+from tests.support.settings import free_port, make_settings
 
 REQUESTS = 150
 CONCURRENCY = 5
@@ -92,7 +95,7 @@ def cluster() -> Iterator[PrivateCluster]:
     try:
         pg.init()
         pg.start()
-        _alembic_upgrade(pg.url)
+        alembic_upgrade(pg.url)
         yield pg
     finally:
         pg.remove()

@@ -14,8 +14,8 @@ from models.db import Database
 from models.deadlines import CHINA_TZ, DeadlineSpec, compute_due, explain_due, explain_recorded
 from models.policy import DeadlineName
 from runtime.seed import DemoCredentials
-from tests.case_driver import use_policy
-from tests.conftest import bad_rating, login
+from tests.support.case_driver import use_policy
+from tests.support.http import bad_rating, login
 
 
 def cst(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:

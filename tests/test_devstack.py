@@ -11,8 +11,9 @@ from pathlib import Path
 import httpx
 
 from config import PROJECT_ROOT
-from tests.conftest import eventually, free_port
 from tests.pii_watch import WATCH
+from tests.support.settings import free_port
+from tests.support.waiting import eventually
 
 
 class Stack:

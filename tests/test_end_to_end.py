@@ -17,18 +17,11 @@ from models.outbox import OutboxEntry
 from runtime.mail_sink import MailSink, message_text
 from runtime.seed import DemoCredentials
 from runtime.temporal import TemporalConnection
-from tests.conftest import (
-    RATER,
-    answer_link,
-    api_client,
-    bad_rating,
-    case_events,
-    delivered,
-    eventually,
-    login,
-    running_worker,
-)
 from tests.pii_scan import find_in_history
+from tests.support.db import case_events
+from tests.support.http import RATER, answer_link, bad_rating, login
+from tests.support.services import api_client, running_worker
+from tests.support.waiting import delivered, eventually
 
 RECORD = {
     "record_no": "YT-2026-E2E-0001",

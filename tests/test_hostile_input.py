@@ -19,7 +19,7 @@ from config import Settings
 from models.db import Database
 from runtime.seed import DemoCredentials
 from runtime.temporal import TemporalConnection
-from tests.conftest import bad_rating, login
+from tests.support.http import bad_rating, login
 
 HUGE = "9223372036854775808"  # 2**63: past every integer column and past int64
 PAST_INT32 = "2147483648"

@@ -26,8 +26,10 @@ from models.rater_links import RaterLink
 from runtime.mail_sink import MailSink, message_text
 from runtime.seed import DemoCredentials
 from runtime.temporal import TemporalConnection
-from tests.conftest import RATER, api_client, eventually, login
+from tests.support.http import RATER, login
 from tests.support.http_case import TO_FEEDBACK, open_case, take_steps
+from tests.support.services import api_client
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 

@@ -25,7 +25,7 @@ from models.db import Database
 from models.notifications import NoticeChannel, NoticeStatus, Notification
 from runtime.mail_sink import MailSink, message_text, start_mail_sink
 from runtime.seed import DemoCredentials
-from tests.case_driver import (
+from tests.support.case_driver import (
     SCJ_STAFF,
     SUPERVISOR,
     CaseDriver,
@@ -33,7 +33,11 @@ from tests.case_driver import (
     timeline_notices,
     to_rater_response,
 )
-from tests.conftest import RATER, World, delivered, eventually, free_port, running_worker
+from tests.support.http import RATER
+from tests.support.services import running_worker
+from tests.support.settings import free_port
+from tests.support.waiting import delivered, eventually
+from tests.support.world import World
 from workflows.case import CaseWorkflow
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

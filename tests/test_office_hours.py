@@ -21,7 +21,7 @@ from models.notifications import Notification
 from models.office_hours import OfficeHours, next_office_time
 from models.policy import DeadlineName
 from runtime.seed import DemoCredentials
-from tests.conftest import bad_rating, login
+from tests.support.http import bad_rating, login
 
 HOURS = OfficeHours()
 CALENDAR = ChineseStatutoryCalendar()

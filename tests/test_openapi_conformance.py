@@ -18,8 +18,9 @@ from config import Settings
 from models.db import Database
 from runtime.seed import DemoCredentials
 from runtime.temporal import TemporalConnection
-from tests.conftest import bad_rating, free_port, login
 from tests.openapi_conformance import ConformanceWatch
+from tests.support.http import bad_rating, login
+from tests.support.settings import free_port
 
 HUGE = "9223372036854775808"
 

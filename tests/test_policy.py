@@ -12,7 +12,7 @@ from models.deadlines import CHINA_TZ, compute_due
 from models.policy import DeadlineName, PolicyProfile
 from models.policy_store import load_profile_files
 from runtime.seed import DemoCredentials
-from tests.conftest import bad_rating, login
+from tests.support.http import bad_rating, login
 
 PROFILES = load_profile_files()
 

@@ -16,7 +16,8 @@ from models.pii import PiiCipher, configure_pii_keys, new_pii_key
 from models.ratings import Rating
 from runtime.manage import rotate_pii
 from runtime.seed import DemoCredentials
-from tests.conftest import RATER, TEST_PII_KEY, bad_rating, login
+from tests.support.http import RATER, bad_rating, login
+from tests.support.settings import TEST_PII_KEY
 
 
 async def _raw_contact(db: Database) -> list[tuple[str | None, ...]]:

@@ -10,7 +10,7 @@ from sqlmodel import select
 from models.db import Database, utcnow
 from models.rater_links import FEEDBACK_RESPONSE, RaterLink, hash_token, new_token
 from runtime.seed import DemoCredentials
-from tests.conftest import bad_rating
+from tests.support.http import bad_rating
 
 
 async def _link(db: Database, case_id: int, expires_in: timedelta, used: bool = False) -> str:

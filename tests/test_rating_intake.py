@@ -10,7 +10,7 @@ from models.db import Database
 from models.outbox import OutboxEntry
 from models.ratings import Rating
 from runtime.seed import DemoCredentials
-from tests.conftest import RATER, bad_rating, login
+from tests.support.http import RATER, bad_rating, login
 
 
 def key(demo: DemoCredentials) -> dict[str, str]:

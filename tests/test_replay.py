@@ -37,7 +37,7 @@ from models.case.step_inputs import (
 )
 from models.case.vocabulary import RATER_ACTOR, Judgement, Verdict
 from models.policy import DeadlineName
-from tests.case_driver import (
+from tests.support.case_driver import (
     REVIEWER,
     RSJ_STAFF,
     SCJ_STAFF,
@@ -46,7 +46,8 @@ from tests.case_driver import (
     through_verification,
     to_rater_response,
 )
-from tests.conftest import World, eventually
+from tests.support.waiting import eventually
+from tests.support.world import World
 from workflows.case import CaseWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"

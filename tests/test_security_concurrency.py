@@ -25,7 +25,7 @@ from models.ratings import Rating
 from models.users import User
 from runtime.seed import DemoCredentials
 from runtime.temporal import TemporalConnection
-from tests.conftest import RATER, bad_rating, login
+from tests.support.http import RATER, bad_rating, login
 
 TOKEN_URL = "/api/v1/auth/token"
 STAFF_ID = 4  # scj_staff in the demo data

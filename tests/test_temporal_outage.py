@@ -13,7 +13,11 @@ from models.db import Database
 from models.outbox import OutboxEntry
 from runtime.seed import DemoCredentials
 from runtime.temporal import TemporalConnection
-from tests.conftest import api_client, bad_rating, case_events, case_row, eventually, free_port
+from tests.support.db import case_events, case_row
+from tests.support.http import bad_rating
+from tests.support.services import api_client
+from tests.support.settings import free_port
+from tests.support.waiting import eventually
 from worker import run_worker
 
 

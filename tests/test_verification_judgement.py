@@ -15,8 +15,10 @@ from config import Settings
 from models.db import Database
 from runtime.seed import DemoCredentials
 from runtime.temporal import TemporalConnection
-from tests.conftest import api_client, eventually, login, running_worker
+from tests.support.http import login
 from tests.support.http_case import VERIFIED, open_case, take_steps
+from tests.support.services import api_client, running_worker
+from tests.support.waiting import eventually
 
 EVIDENCE = ["当日叫号记录：仅开放一个窗口", "《烟台市政务服务事项办事指南》第3条"]
 

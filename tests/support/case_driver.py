@@ -20,7 +20,9 @@ from models.organisation import Region
 from models.roles import Role
 from runtime.relay import OutboxRelay
 from runtime.seed import DemoCredentials
-from tests.conftest import bad_rating, case_events, eventually
+from tests.support.db import case_events
+from tests.support.http import bad_rating
+from tests.support.waiting import eventually
 from workflows.case import CaseWorkflow
 
 # The demo dataset's people: unit 1 is the management office above units 2 (市场监管局) and 3 (人社局).

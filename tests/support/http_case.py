@@ -5,7 +5,8 @@ from __future__ import annotations
 import httpx
 
 from runtime.seed import DemoCredentials
-from tests.conftest import bad_rating, eventually
+from tests.support.http import bad_rating
+from tests.support.waiting import eventually
 
 Step = tuple[str, dict[str, object]]
 
