@@ -102,8 +102,14 @@ class CaseRecordActivities:
             try:
                 await session.commit()
             except IntegrityError:
-                # A concurrent attempt of the same activity won the unique (case_id, event_key) race.
+                # A concurrent attempt of the same activity won the unique (case_id, event_key) race;
+                # any other constraint failure must fail the activity, not vanish.
                 await session.rollback()
+                written = await session.exec(
+                    select(CaseEvent.id).where(CaseEvent.case_id == inp.case_id, CaseEvent.event_key == inp.event_key)
+                )
+                if written.first() is None:
+                    raise
                 return False
         if inp.notices:
             self._notices_written.set()
@@ -121,6 +127,8 @@ class CaseRecordActivities:
             running = [d for d in fields.deadlines if d.state in ("running", "overdue")]
             case.next_due_at = min((d.due_at for d in running), default=None)
             case.has_provisional_deadline = any(d.provisional for d in running)
+        if inp.action in ("reopened", "reassigned"):
+            case.verdict = None  # the new round's verification has not happened yet
         if case.workflow_started_at is None:
             case.workflow_started_at = inp.at
         case.updated_at = utcnow()

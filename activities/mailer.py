@@ -64,13 +64,17 @@ class Mailer:
         server's own reply text often does, so only its code is kept.
         """
         message = EmailMessage()
-        message["From"] = self._settings.mail_from
-        message["To"] = to
-        message["Subject"] = mail.subject
-        message["Date"] = formatdate(localtime=False)
-        message["Message-ID"] = message_id
-        message.set_content(mail.text)
-        message.add_alternative(mail.html, subtype="html")
+        try:
+            message["From"] = self._settings.mail_from
+            message["To"] = to
+            message["Subject"] = mail.subject
+            message["Date"] = formatdate(localtime=False)
+            message["Message-ID"] = message_id
+            message.set_content(mail.text)
+            message.add_alternative(mail.html, subtype="html")
+        except ValueError:
+            # A stored address the mail library cannot put in a header will never work.
+            raise PermanentSendError("the address cannot be used in an email header") from None
         try:
             await aiosmtplib.send(
                 message,
@@ -85,8 +89,14 @@ class Mailer:
             codes = sorted({refusal.code for refusal in exc.recipients})
             error = f"SMTP {'/'.join(str(c) for c in codes)}: recipient refused"
             raise (PermanentSendError if all(c >= 500 for c in codes) else TransientSendError)(error) from None
-        except (aiosmtplib.SMTPSenderRefused, aiosmtplib.SMTPAuthenticationError) as exc:
-            # Our own configuration is wrong: every notice would fail alike, so keep them until it is fixed.
+        except (
+            aiosmtplib.SMTPSenderRefused,
+            aiosmtplib.SMTPAuthenticationError,
+            aiosmtplib.SMTPConnectResponseError,
+            aiosmtplib.SMTPHeloError,
+        ) as exc:
+            # The server refuses us, not this recipient (our configuration, a blocklisting): every notice
+            # would fail alike, so keep them until it is fixed rather than failing them all for good.
             raise TransientSendError(f"SMTP {exc.code}: {type(exc).__name__}") from None
         except aiosmtplib.SMTPResponseException as exc:
             kind = PermanentSendError if exc.code >= 500 else TransientSendError

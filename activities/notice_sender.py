@@ -10,6 +10,7 @@ Nothing here logs or stores an address or a phone number.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -92,26 +93,32 @@ class NoticeSender:
             return result.rowcount == 1
 
     async def deliver(self, notice_id: int) -> NoticeStatus:
-        """Send a claimed notice and record what happened."""
-        async with self._db.session() as session:
-            notice = await session.get(Notification, notice_id)
-            assert notice is not None
-            ctx = await load_case_context(session, notice.case_id)
-            try:
-                address, render = await self._prepare(session, notice, ctx)
-            except PermanentSendError as exc:
-                return await self._failed(notice, str(exc))
-        crash_point("notice.before_send")
+        """Send a claimed notice and record what happened (only while the claim is still this one)."""
         try:
-            if notice.channel == NoticeChannel.EMAIL:
-                await self._mailer.send(address, render, notice.message_id)
-            else:
-                await self._sms.send(address, render.text, notice.dedup_key)
+            async with self._db.session() as session:
+                notice = await session.get(Notification, notice_id)
+                assert notice is not None
+                ctx = await load_case_context(session, notice.case_id)
+                try:
+                    address, render = await self._prepare(session, notice, ctx)
+                except PermanentSendError as exc:
+                    return await self._failed(notice, str(exc))
+        except Exception as exc:  # noqa: BLE001 - a notice that cannot even be prepared must not stall the relay
+            return await self._retry_later_by_id(notice_id, type(exc).__name__)
+        crash_point("notice.before_send")
+        # A send that outlives its lease would race the relay that takes the notice over next.
+        limit = max(self._settings.notice_lease_seconds - 5, 1)
+        try:
+            async with asyncio.timeout(limit):
+                if notice.channel == NoticeChannel.EMAIL:
+                    await self._mailer.send(address, render, notice.message_id)
+                else:
+                    await self._sms.send(address, render.text, notice.dedup_key)
         except PermanentSendError as exc:
             return await self._failed(notice, str(exc))
         except SendError as exc:
             return await self._retry_later(notice, str(exc))
-        except Exception as exc:  # noqa: BLE001 - an unknown gateway error: retry, and say only its class
+        except Exception as exc:  # noqa: BLE001 - an unknown gateway error or our timeout: retry, say only its class
             return await self._retry_later(notice, type(exc).__name__)
         crash_point("notice.after_send")
         await self._set(notice, status=NoticeStatus.SENT, sent_at=utcnow(), claimed_until=None, last_error="")
@@ -187,6 +194,13 @@ class NoticeSender:
             "silence_counts_as_satisfied": pinned is None or pinned.profile.rater_silence_outcome == "satisfied",
         }
 
+    async def _retry_later_by_id(self, notice_id: int, error: str) -> NoticeStatus:
+        async with self._db.session() as session:
+            notice = await session.get(Notification, notice_id)
+        if notice is None:
+            return NoticeStatus.FAILED
+        return await self._retry_later(notice, error)
+
     async def _retry_later(self, notice: Notification, error: str) -> NoticeStatus:
         log.warning("notice %s (case %s, %s) not sent, will retry: %s", notice.id, notice.case_id, notice.kind, error)
         await self._set(
@@ -202,11 +216,14 @@ class NoticeSender:
         """A notice that can never go out this way: recorded as failed, and on the case's timeline."""
         log.warning("notice %s (case %s, %s) failed for good: %s", notice.id, notice.case_id, notice.kind, error)
         async with self._db.session() as session:
-            await (await session.connection()).execute(
+            result = await (await session.connection()).execute(
                 update(Notification)
-                .where(col(Notification.id) == notice.id)
+                .where(*self._still_ours(notice))
                 .values(status=NoticeStatus.FAILED, claimed_until=None, last_error=error[:500])
             )
+            if result.rowcount != 1:  # another relay took the notice over meanwhile: its outcome stands
+                await session.rollback()
+                return NoticeStatus.FAILED
             ctx = await load_case_context(session, notice.case_id)
             key = f"notice-{notice.id}-failed"
             exists = (
@@ -235,10 +252,20 @@ class NoticeSender:
             await session.commit()
         return NoticeStatus.FAILED
 
+    @staticmethod
+    def _still_ours(notice: Notification) -> list[Any]:
+        """Conditions true only while the claim this relay made (the attempt it counted) still holds."""
+        return [
+            col(Notification.id) == notice.id,
+            col(Notification.status) == NoticeStatus.SENDING,
+            col(Notification.attempts) == notice.attempts,
+        ]
+
     async def _set(self, notice: Notification, **values: Any) -> None:
+        """Record an outcome, unless another relay has taken the notice over since (then its outcome stands)."""
         async with self._db.session() as session:
             await (await session.connection()).execute(
-                update(Notification).where(col(Notification.id) == notice.id).values(**values)
+                update(Notification).where(*self._still_ours(notice)).values(**values)
             )
             await session.commit()
 

@@ -134,10 +134,15 @@ async def _answer_link(session: AsyncSession, case_id: int, round_: int, request
             )
         )
     ).first()
-    if found is not None:
-        return
     assert request.respond_by is not None
     token, token_hash = new_token()
+    if found is not None:
+        if found.token_sealed is None:
+            # Made by the code before links were sealed (it kept only the hash): give it a token that
+            # can be sent, as that code did on every retry; the old one was never delivered.
+            found.token_hash, found.token_sealed, found.expires_at = token_hash, token, request.respond_by
+            session.add(found)
+        return
     session.add(
         RaterLink(
             case_id=case_id,

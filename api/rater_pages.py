@@ -13,6 +13,7 @@ outage answers 503 "not taken" with the link still usable.
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -35,6 +36,7 @@ from models.rater_links import RaterLink, hash_token
 from templating import template_environment
 from workflows.case import CaseWorkflow
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["rater pages"])
 
 CSRF_COOKIE = "hcp_rater_csrf"
@@ -147,7 +149,7 @@ async def rater_response_submit(
     if isinstance(link, HTMLResponse):
         return link
     cookie = request.cookies.get(CSRF_COOKIE, "")
-    if not _same_origin(request, settings) or not csrf or not hmac.compare_digest(csrf, cookie):
+    if not _same_origin(request, settings) or not csrf or not hmac.compare_digest(csrf.encode(), cookie.encode()):
         return _page(403, "页面已过期", "页面已过期或来源无效，请重新打开通知中的链接后再提交。")
     if "\x00" in comment:
         return _page(422, "无法提交", "补充意见中含有无效字符，请修改后再提交。")
@@ -173,21 +175,31 @@ async def rater_response_submit(
                 503, "暂时无法提交", "系统繁忙，您的确认未提交。请稍后再次打开此链接提交。", retry_after=exc.retry_after
             )
         return _page(409, "无法确认", "该工单已不在等待确认的阶段（确认期限已过或已办结）。感谢您的关注。")
-    taken = outcome.rater_answer if not isinstance(outcome, StepAccepted) else answer
-    # The workflow's answer is the one kept; the comment belongs to the answer that won.
-    await (await session.connection()).execute(
-        update(RaterLink)
-        .where(col(RaterLink.id) == link.id, col(RaterLink.used_at).is_(None))
-        .values(used_at=utcnow(), answer_satisfied=taken)
-    )
-    if taken == answer:
-        await (await session.connection()).execute(
-            update(RaterLink)
-            .where(col(RaterLink.id) == link.id, col(RaterLink.answer_comment) == "")
-            .values(answer_comment=comment.strip())
-        )
-    await session.commit()
+    if isinstance(outcome, StepAccepted):
+        # Submitted but not yet decided: the workflow's record writes the answer to the link once it is.
+        return _page(202, "已提交", "您的确认已提交，正在处理。稍后再次打开此链接即可查看是否已收到。")
+    taken = outcome.rater_answer
+    try:
+        await _keep_answer(session, link.id, taken, comment.strip() if taken == answer else None)
+    except Exception as exc:  # noqa: BLE001 - the answer is in: the workflow's record writes the link anyway
+        log.warning("rater answer of case %s taken, link not updated here: %s", link.case_id, type(exc).__name__)
     if taken != answer:
         return _page(409, "已收到确认", "您对本次办理结果的确认已经收到，无需重复提交。感谢您的反馈。")
     thanks = "感谢您的确认！" if answer else "感谢您的反馈，我们会继续督促办理，并将结果再次告知您。"
     return _page(200, "已收到您的确认", thanks)
+
+
+async def _keep_answer(session: SessionDep, link_id: int, taken: bool | None, comment: str | None) -> None:
+    """The workflow's answer on the link (whoever writes first), and the comment of the answer that won."""
+    await (await session.connection()).execute(
+        update(RaterLink)
+        .where(col(RaterLink.id) == link_id, col(RaterLink.used_at).is_(None))
+        .values(used_at=utcnow(), answer_satisfied=taken)
+    )
+    if comment is not None:
+        await (await session.connection()).execute(
+            update(RaterLink)
+            .where(col(RaterLink.id) == link_id, col(RaterLink.answer_comment) == "")
+            .values(answer_comment=comment)
+        )
+    await session.commit()

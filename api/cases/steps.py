@@ -44,7 +44,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from models.case.records import Case
+from models.case.records import Case, CaseEvent
 from models.case.requests import CaseStepRequest
 from models.case.vocabulary import CaseSnapshot, ErrorType
 from models.db import utcnow
@@ -55,7 +55,7 @@ RETRY_AFTER_SECONDS = 5
 # Margin between the Update's expiry and the moment this side gives up on it: covers the delay
 # between a workflow task starting (the validator's "now") and its answer reaching us, and clock skew.
 _EXPIRY_MARGIN = timedelta(seconds=1)
-_SETTLE_TIMEOUT = timedelta(seconds=2)
+_SETTLE_TIMEOUT = timedelta(seconds=3)
 
 # A refusal's ApplicationError type → (HTTP status, error code).
 _REFUSALS = {
@@ -85,7 +85,7 @@ class StepAccepted(BaseModel):
     status: str = "accepted"
     request_id: str
     check_url: str
-    message: str = "操作已受理，正在办理；可通过 check_url 查看结果"
+    message: str = "操作已提交，办理结果待定；请通过 check_url 查看是否已办理"
 
 
 @dataclass(frozen=True)
@@ -162,42 +162,87 @@ async def take_step(
 ) -> CaseSnapshot | StepAccepted:
     """Ask the workflow to take the step, waiting at most wait_seconds (see the module docstring)."""
     # Read before any commit or rollback: a rolled-back session expires the loaded case.
-    case_id, workflow_id = call.case.id, call.case.workflow_id
+    case_id, workflow_id, case_round = call.case.id, call.case.workflow_id, call.case.round
     assert case_id is not None
     if call.case.workflow_started_at is None:
         raise StepError(409, "case_starting", "工单正在建立，请稍后再试")
     request = await record_request(session, call, case_id)
     update_id = request.update_id
+    accepted = StepAccepted(request_id=update_id, check_url=check_url.format(update_id))
+    if await _taken_in_an_earlier_round(session, request, case_round):
+        # A retry of a step recorded before the case was reopened: the new round's run does not know
+        # the Update id, so sending it again would take the step a second time.
+        return accepted
     started = utcnow()
     wait = timedelta(seconds=wait_seconds)
     call.update_input.expires_at = started + wait - _EXPIRY_MARGIN
     try:
-        client = await asyncio.wait_for(temporal.client(), timeout=wait_seconds)
-        handle = client.get_workflow_handle_for(CaseWorkflow.run, workflow_id)
-        update = await asyncio.wait_for(
-            handle.start_update(
+        async with asyncio.timeout(wait_seconds):  # one deadline for connecting and being accepted
+            client = await temporal.client()
+            handle = client.get_workflow_handle_for(CaseWorkflow.run, workflow_id)
+            update = await handle.start_update(
                 call.update, call.update_input, id=update_id, wait_for_stage=WorkflowUpdateStage.ACCEPTED
-            ),
-            timeout=wait_seconds,
-        )
-    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
-        if not await _accepted_after_all(temporal, workflow_id, update_id):
-            raise StepError(503, "not_taken", NOT_TAKEN) from None
-        return StepAccepted(request_id=update_id, check_url=check_url.format(update_id))
+            )
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise StepError(409, "case_not_running", "工单流程不存在或已结束") from None
-        raise StepError(503, "not_taken", NOT_TAKEN) from None
-    except (OSError, RuntimeError):
-        raise StepError(503, "not_taken", NOT_TAKEN) from None
+        return await _settle(session, temporal, workflow_id, update_id, accepted)
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError, OSError, RuntimeError):
+        return await _settle(session, temporal, workflow_id, update_id, accepted)
     remaining = max((started + wait - utcnow()).total_seconds(), 0.5)
     try:
         snapshot: CaseSnapshot = await asyncio.wait_for(update.result(), timeout=remaining)
     except WorkflowUpdateFailedError as exc:
         raise refusal(exc) from None
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError, RPCError):
-        return StepAccepted(request_id=update_id, check_url=check_url.format(update_id))
+        return accepted
     return snapshot
+
+
+async def _taken_in_an_earlier_round(session: AsyncSession, request: CaseStepRequest, case_round: int) -> bool:
+    if request.completed_at is None or request.event_key is None:
+        return False
+    event_round = (
+        await session.exec(
+            select(CaseEvent.round).where(
+                CaseEvent.case_id == request.case_id, CaseEvent.event_key == request.event_key
+            )
+        )
+    ).first()
+    return event_round is not None and event_round != case_round
+
+
+async def _settle(
+    session: AsyncSession, temporal: TemporalConnection, workflow_id: str, update_id: str, accepted: StepAccepted
+) -> StepAccepted:
+    """After giving up waiting: 202 if the step was taken after all, 503 "not taken" otherwise.
+
+    "Not taken" holds because the Update's expiry has passed by now: a workflow task that picks it up
+    from here on refuses it. What remains open is a task that started before the expiry and is still
+    running after this last look (more than about four seconds): docs/decisions/0007.
+    """
+    try:
+        client = await asyncio.wait_for(temporal.client(), timeout=_SETTLE_TIMEOUT.total_seconds())
+        response = await poll_update(client, workflow_id, update_id, accepted_only=True)
+    except (RPCError, TimeoutError, OSError, RuntimeError):
+        response = None
+    if response is not None:
+        if response.outcome.HasField("failure"):
+            failure = response.outcome.failure
+            if failure.application_failure_info.type == ErrorType.EXPIRED:
+                raise StepError(503, "not_taken", NOT_TAKEN, ErrorType.EXPIRED)
+            status, code = _REFUSALS.get(failure.application_failure_info.type, (409, "rejected"))
+            raise StepError(status, code, failure.message, failure.application_failure_info.type)
+        if response.stage >= UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED:
+            return accepted
+    # Not seen accepted (still waiting, unknown to this run, or Temporal out of reach): the step's own
+    # record is the last word — a run that continued as new no longer knows the Update's id.
+    completed = (
+        await session.exec(select(CaseStepRequest.completed_at).where(CaseStepRequest.update_id == update_id))
+    ).first()
+    if completed is not None:
+        return accepted
+    raise StepError(503, "not_taken", NOT_TAKEN)
 
 
 async def system_update(
@@ -228,18 +273,6 @@ def refusal(exc: WorkflowUpdateFailedError) -> StepError:
         status, code = _REFUSALS.get(cause.type or "", (409, "rejected"))
         return StepError(status, code, cause.message, cause.type or "")
     return StepError(409, "rejected", "工单流程拒绝了此操作，请刷新后重试")
-
-
-async def _accepted_after_all(temporal: TemporalConnection, workflow_id: str, update_id: str) -> bool:
-    """After giving up waiting: was the Update accepted just in time? If not, its expiry refuses it later."""
-    try:
-        client = await asyncio.wait_for(temporal.client(), timeout=_SETTLE_TIMEOUT.total_seconds())
-        response = await poll_update(client, workflow_id, update_id, accepted_only=True)
-    except (RPCError, TimeoutError, OSError, RuntimeError):
-        return False
-    if response.outcome.HasField("failure"):
-        return False
-    return response.stage >= UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED
 
 
 async def poll_update(client: Client, workflow_id: str, update_id: str, accepted_only: bool) -> Any:

@@ -79,6 +79,8 @@ class ReviewSteps(Rounds):
         self._rater_may_answer()
 
     def _rater_may_answer(self) -> None:
+        if self._rater_silent:
+            raise _reject("确认期限已过，本轮已按未答复处理")
         if self._rater_answer is not None:
             raise _reject("已收到评价人的确认", ErrorType.ALREADY_TAKEN)
         self._require_stage(Stage.RATER_RESPONSE)
@@ -89,7 +91,9 @@ class ReviewSteps(Rounds):
         for name, clock in list(self._clocks.items()):
             if clock.provisional and name != DeadlineName.RECTIFICATION_LEDGER_MAX:
                 due = await self._compute_due(clock.started_at, name)
-                if not due.provisional:
+                # A step may have moved or stopped the clock while the date was computed (an extension):
+                # that newer decision stands.
+                if self._clocks.get(name) is clock and clock.provisional and not due.provisional:
                     clock.due_at, clock.provisional = due.at, False
                     clock.skip_past_reminders(workflow.now())
                     self._clock_version += 1

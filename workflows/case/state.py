@@ -66,6 +66,7 @@ class CaseState:
     _feedback_message: str | None
     _rater_answer: bool | None
     _rater_update_id: str | None
+    _rater_silent: bool
     _pending_extension: ExtensionRequestInput | None
     _pending_cannot_rectify: CannotRectifyRequestInput | None
 
@@ -76,6 +77,7 @@ class CaseState:
         self._ledger_latest: datetime | None = None
         self._feedback_message: str | None = None
         self._rater_answer: bool | None = None
+        self._rater_silent = False  # the window ran out before an answer came
         self._rater_update_id: str | None = None
         self._pending_extension: ExtensionRequestInput | None = None
         self._pending_cannot_rectify: CannotRectifyRequestInput | None = None

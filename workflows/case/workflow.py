@@ -166,6 +166,7 @@ class CaseWorkflow(UnitSteps, SupervisorSteps, ReviewSteps):
     async def _after_rater_answer(self, silent: bool) -> None:
         """Close, reopen or escalate on the rater's answer (or on silence, as the profile counts it)."""
         if silent and self._rater_answer is None:
+            self._rater_silent = True
             self._rater_answer = self._policy.rater_silence_outcome == "satisfied"
             await self._record("rater_silent", data={"counted_as": self._policy.rater_silence_outcome})
         else:
