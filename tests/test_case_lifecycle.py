@@ -178,6 +178,30 @@ async def test_cannot_rectify_refused_then_approved_closes_and_tells_the_rater(w
     assert actions.count("cannot_rectify_requested") == 2 and actions[-1] == "cannot_rectify_approved"
 
 
+async def test_an_extension_overtaken_by_a_later_deadline_cannot_be_approved(world: World) -> None:
+    case = await world.open()
+    await through_verification(case)
+    due = (await case.state()).deadline(DeadlineName.RECTIFICATION_IMMEDIATE)
+    assert due is not None
+    asked = due.due_at + timedelta(days=2)
+    await case.do(
+        CaseWorkflow.request_extension,
+        ExtensionRequestInput(
+            actor=SCJ_STAFF, deadline=DeadlineName.RECTIFICATION_IMMEDIATE, new_due_at=asked, reason="需采购设备"
+        ),
+    )
+    # Meanwhile a supervisor moves the deadline further than the unit asked.
+    further = due.due_at + timedelta(days=5)
+    await case.do(
+        CaseWorkflow.extend_deadline,
+        ExtendInput(actor=SUPERVISOR, deadline=DeadlineName.RECTIFICATION_IMMEDIATE, new_due_at=further, reason="统筹"),
+    )
+    error = await case.rejected(CaseWorkflow.decide_extension, ExtensionDecisionInput(actor=SUPERVISOR, approve=True))
+    assert error.type == ErrorType.INVALID_INPUT and "不晚于当前期限" in error.message
+    state = await case.do(CaseWorkflow.decide_extension, ExtensionDecisionInput(actor=SUPERVISOR, approve=False))
+    assert state.deadline(DeadlineName.RECTIFICATION_IMMEDIATE).due_at == further  # type: ignore[union-attr]
+
+
 async def test_extension_approved_moves_the_deadline_and_refused_does_not(world: World) -> None:
     case = await world.open()
     await through_verification(case)

@@ -57,6 +57,14 @@ class SupervisorSteps(Rounds):
         self._require_role(inp.actor, Role.SUPERVISOR)
         if self._pending_extension is None:
             raise _reject("没有待审批的延期申请")
+        request, clock = self._pending_extension, self._clocks.get(self._pending_extension.deadline)
+        if (
+            inp.approve
+            and clock is not None
+            and (request.new_due_at <= clock.due_at or request.new_due_at <= workflow.now())
+        ):
+            # The deadline moved (or time passed) since the unit asked: approving would shorten it.
+            raise _reject("所申请的期限已不晚于当前期限或当前时间，请驳回后由承办单位重新申请", ErrorType.INVALID_INPUT)
 
     @workflow.update
     async def extend_deadline(self, inp: ExtendInput) -> CaseSnapshot:
