@@ -64,13 +64,6 @@ async def replay(session: AsyncSession, scope: str, key: str | None, request_has
     return JSONResponse(status_code=stored.status_code, content=stored.body, headers={"Idempotent-Replayed": "true"})
 
 
-def remember(
-    session: AsyncSession, scope: str, key: str, request_hash: str, status_code: int, body: dict[str, Any]
-) -> None:
-    """Stage the response for storage; it commits with the request's own writes."""
-    session.add(IdempotentResponse(scope=scope, key=key, request_hash=request_hash, status_code=status_code, body=body))
-
-
 async def claim(session: AsyncSession, scope: str, key: str, request_hash: str) -> IdempotentResponse | JSONResponse:
     """Claim (scope, key) for this request, or return the answer of the request that holds it.
 

@@ -85,7 +85,9 @@ async def send_json(
     await send({"type": "http.response.body", "body": body})
 
 
-class RequestIdMiddleware:
+class HttpMiddleware:
+    """A pure ASGI middleware for HTTP requests; anything else (lifespan) passes through untouched."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -93,6 +95,14 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class RequestIdMiddleware(HttpMiddleware):
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         incoming = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
         request_id = incoming if _SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         scope[_REQUEST_ID_KEY] = request_id
@@ -110,9 +120,9 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
 
 
-class AccessLogMiddleware:
+class AccessLogMiddleware(HttpMiddleware):
     def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+        super().__init__(app)
         # uvicorn configures only its own loggers; with its access log off this one must still print.
         if not access_log.handlers and not logging.getLogger().handlers:
             handler = logging.StreamHandler()
@@ -120,10 +130,7 @@ class AccessLogMiddleware:
             access_log.addHandler(handler)
             access_log.setLevel(logging.INFO)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         status = 0
 
@@ -146,14 +153,8 @@ class AccessLogMiddleware:
             )
 
 
-class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class SecurityHeadersMiddleware(HttpMiddleware):
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -167,14 +168,8 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-class UnexpectedErrorMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class UnexpectedErrorMiddleware(HttpMiddleware):
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
         async def send_noting_start(message: Message) -> None:
@@ -209,11 +204,11 @@ class UnexpectedErrorMiddleware:
             )
 
 
-class BodyLimitMiddleware:
+class BodyLimitMiddleware(HttpMiddleware):
     """Reads the body up front, up to the limit: small bodies cost nothing extra, a large one never lands."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_bytes = max_bytes
 
     async def _refuse(self, send: Send) -> None:
@@ -225,10 +220,7 @@ class BodyLimitMiddleware:
             [(b"connection", b"close")],
         )
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
         if declared is not None:
             try:
@@ -265,14 +257,8 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
 
-class NulGuardMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class NulGuardMiddleware(HttpMiddleware):
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         field = None
         if "\x00" in scope["path"]:
             field = "path"

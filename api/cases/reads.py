@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.cases.scope import scope_conditions, summary, summary_query, visible_case_row
-from api.cases.steps import poll_update
+from api.cases.steps import failure_refusal, poll_update
 from api.deps import CurrentUser, SessionDep, TemporalDep
 from api.errors import api_error
 from api.params import IdPath, Limit, Offset, OptionalIdQuery
@@ -34,7 +34,7 @@ from models.case.records import (
     RaterView,
 )
 from models.case.requests import CaseStepRequest
-from models.case.vocabulary import DEADLINE_LABELS_ZH, TERMINAL_STAGES, CaseSnapshot, DeadlineView, Stage
+from models.case.vocabulary import DEADLINE_LABELS_ZH, TERMINAL_STAGES, CaseSnapshot, DeadlineView, ErrorType, Stage
 from models.deadlines import DueExplanation, explain_recorded, explain_set_due
 from models.notifications import NoticeView, Notification
 from models.policy import DeadlineName, PinnedPolicy
@@ -241,9 +241,9 @@ async def get_step_request(
     except (TimeoutError, OSError, RuntimeError):
         raise api_error(503, "temporal_unavailable", "工单服务暂时不可用，请稍后重试") from None
     if answer.outcome.HasField("failure"):
-        failure = answer.outcome.failure
-        not_taken = failure.application_failure_info.type == "Expired"
-        return status.model_copy(update={"status": "not_taken" if not_taken else "refused", "message": failure.message})
+        refused = failure_refusal(answer.outcome.failure)
+        not_taken = refused.error_type == ErrorType.EXPIRED
+        return status.model_copy(update={"status": "not_taken" if not_taken else "refused", "message": refused.message})
     if answer.outcome.HasField("success"):
         [snapshot] = await client.data_converter.decode(answer.outcome.success.payloads, [CaseSnapshot])
         return status.model_copy(update={"status": "completed", "stage": snapshot.stage})

@@ -228,11 +228,7 @@ async def _settle(
         response = None
     if response is not None:
         if response.outcome.HasField("failure"):
-            failure = response.outcome.failure
-            if failure.application_failure_info.type == ErrorType.EXPIRED:
-                raise StepError(503, "not_taken", NOT_TAKEN, ErrorType.EXPIRED)
-            status, code = _REFUSALS.get(failure.application_failure_info.type, (409, "rejected"))
-            raise StepError(status, code, failure.message, failure.application_failure_info.type)
+            raise failure_refusal(response.outcome.failure)
         if response.stage >= UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED:
             return accepted
     # Not seen accepted (still waiting, unknown to this run, or Temporal out of reach): the step's own
@@ -262,6 +258,15 @@ async def system_update(
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError, OSError, RuntimeError):
         raise StepError(503, "temporal_unavailable", NOT_TAKEN) from None
     return snapshot
+
+
+def failure_refusal(failure: Any) -> StepError:
+    """A refusal read from a polled Update's outcome (a Failure message), mapped as `refusal` maps it."""
+    kind = failure.application_failure_info.type
+    if kind == ErrorType.EXPIRED:
+        return StepError(503, "not_taken", NOT_TAKEN, ErrorType.EXPIRED)
+    status, code = _REFUSALS.get(kind, (409, "rejected"))
+    return StepError(status, code, failure.message, kind)
 
 
 def refusal(exc: WorkflowUpdateFailedError) -> StepError:

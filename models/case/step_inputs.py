@@ -11,13 +11,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Self
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from models.case.vocabulary import Actor, Judgement, Verdict
 from models.policy import DeadlineName
 from models.request_body import RequestBody
 
 _TEXT = 8000
+
+
+def _zoned(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("needs a timezone, e.g. 2026-12-01T18:00:00+08:00")
+    return value
+
+
+# A moment a person sets: without a timezone it would mean a different instant to every server.
+ZonedDatetime = Annotated[datetime, AfterValidator(_zoned)]
 
 
 class AcceptFields(RequestBody):
@@ -80,15 +90,8 @@ class VerificationFields(RequestBody):
 class LedgerFields(RequestBody):
     """列入台账: a complex problem gets a due date, no later than the profile allows."""
 
-    due_at: datetime
+    due_at: ZonedDatetime
     plan: str = Field(min_length=1, max_length=_TEXT)
-
-    @field_validator("due_at")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("due_at needs a timezone, e.g. 2026-12-01T18:00:00+08:00")
-        return value
 
 
 class RectificationFields(RequestBody):
@@ -127,15 +130,8 @@ class ExtensionRequestFields(RequestBody):
     """延期申请: the unit asks a supervisor for more time on a running deadline."""
 
     deadline: DeadlineName
-    new_due_at: datetime
+    new_due_at: ZonedDatetime
     reason: str = Field(min_length=1, max_length=4000)
-
-    @field_validator("new_due_at")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("new_due_at needs a timezone, e.g. 2026-12-01T18:00:00+08:00")
-        return value
 
 
 class ExtensionDecisionFields(RequestBody):
