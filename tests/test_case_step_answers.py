@@ -28,7 +28,7 @@ from runtime.seed import DemoCredentials
 from runtime.temporal import TemporalConnection
 from tests.support.db import case_events
 from tests.support.http import RATER, answer_link, csrf_of, login
-from tests.support.http_case import TO_FEEDBACK, open_case, take_steps
+from tests.support.http_case import TO_FEEDBACK, case_at_work, open_case, take_steps
 from tests.support.services import api_client, running_worker
 from tests.support.waiting import eventually
 from worker import build_worker
@@ -46,10 +46,7 @@ async def _actions(db: Database, case_id: int) -> list[str]:
 async def test_concurrent_retries_act_once_and_a_reused_key_changes_nothing(
     dev_server: WorkflowEnvironment, settings: Settings, db: Database, demo: DemoCredentials
 ) -> None:
-    temporal = TemporalConnection(settings, client=dev_server.client)
-    async with running_worker(dev_server.client, settings, db), api_client(settings, db, temporal) as api:
-        staff = await login(api, "scj_staff", demo.passwords["scj_staff"])
-        case_id = await open_case(api, demo, staff)
+    async with case_at_work(dev_server, settings, db, demo) as (api, staff, case_id):
         accepted = await api.post(
             f"/api/v1/cases/{case_id}/accept", json={"note": "签收"}, headers={**staff, "Idempotency-Key": "k-accept"}
         )
@@ -165,10 +162,7 @@ async def test_a_slow_step_is_accepted_then_finishes_audited_once(
 async def test_two_answers_on_one_link_the_first_wins_and_the_books_agree(
     dev_server: WorkflowEnvironment, settings: Settings, db: Database, demo: DemoCredentials
 ) -> None:
-    temporal = TemporalConnection(settings, client=dev_server.client)
-    async with running_worker(dev_server.client, settings, db), api_client(settings, db, temporal) as api:
-        staff = await login(api, "scj_staff", demo.passwords["scj_staff"])
-        case_id = await open_case(api, demo, staff)
+    async with case_at_work(dev_server, settings, db, demo) as (api, staff, case_id):
         await take_steps(api, case_id, staff, TO_FEEDBACK)
 
         async def sms_link() -> str | None:

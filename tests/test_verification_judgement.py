@@ -14,10 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 from config import Settings
 from models.db import Database
 from runtime.seed import DemoCredentials
-from runtime.temporal import TemporalConnection
-from tests.support.http import login
-from tests.support.http_case import VERIFIED, open_case, take_steps
-from tests.support.services import api_client, running_worker
+from tests.support.http_case import VERIFIED, case_at_work, take_steps
 from tests.support.waiting import eventually
 
 EVIDENCE = ["当日叫号记录：仅开放一个窗口", "《烟台市政务服务事项办事指南》第3条"]
@@ -26,10 +23,7 @@ EVIDENCE = ["当日叫号记录：仅开放一个窗口", "《烟台市政务服
 async def test_verification_needs_a_judgement_that_agrees_with_the_verdict(
     dev_server: WorkflowEnvironment, settings: Settings, db: Database, demo: DemoCredentials
 ) -> None:
-    temporal = TemporalConnection(settings, client=dev_server.client)
-    async with running_worker(dev_server.client, settings, db), api_client(settings, db, temporal) as api:
-        staff = await login(api, "scj_staff", demo.passwords["scj_staff"])
-        case_id = await open_case(api, demo, staff)
+    async with case_at_work(dev_server, settings, db, demo) as (api, staff, case_id):
         await take_steps(api, case_id, staff, VERIFIED[:2])  # accepted, rater called back
         url = f"/api/v1/cases/{case_id}/verification"
 

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-import httpx
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import httpx
+from temporalio.testing import WorkflowEnvironment
+
+from config import Settings
+from models.db import Database
 from runtime.seed import DemoCredentials
-from tests.support.http import bad_rating
+from runtime.temporal import TemporalConnection
+from tests.support.http import bad_rating, login
+from tests.support.services import api_client, running_worker
 from tests.support.waiting import eventually
 
 Step = tuple[str, dict[str, object]]
@@ -46,3 +54,14 @@ async def take_steps(api: httpx.AsyncClient, case_id: int, staff: dict[str, str]
     for path, body in steps:
         response = await api.post(f"/api/v1/cases/{case_id}/{path}", json=body, headers=staff)
         assert response.status_code == 200, (path, response.text)
+
+
+@asynccontextmanager
+async def case_at_work(
+    env: WorkflowEnvironment, settings: Settings, db: Database, demo: DemoCredentials
+) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str], int]]:
+    """A running worker and API, the unit's staff signed in, and a fresh case of theirs that has started."""
+    temporal = TemporalConnection(settings, client=env.client)
+    async with running_worker(env.client, settings, db), api_client(settings, db, temporal) as api:
+        staff = await login(api, "scj_staff", demo.passwords["scj_staff"])
+        yield api, staff, await open_case(api, demo, staff)
