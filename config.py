@@ -71,6 +71,13 @@ class Settings(BaseSettings):
         description="Fernet keys for rater PII, comma-separated, newest first. Empty: one kept in data/pii_key.",
     )
     access_token_minutes: int = 60
+    page_session_minutes: int = Field(
+        default=480, ge=5, description="How long a staff member stays signed in to the pages (a working day)"
+    )
+    cookie_secure: bool | None = Field(
+        default=None,
+        description="Send page cookies over HTTPS only. Empty: yes when public_base_url is https (not in development)",
+    )
     login_max_failures: int = Field(default=5, ge=1, description="Consecutive wrong passwords before a lock")
     login_lock_minutes: int = Field(default=15, ge=1, description="How long a locked account stays locked")
     public_rate_limit_per_minute: int = Field(
@@ -114,6 +121,11 @@ class Settings(BaseSettings):
         if url.startswith("postgresql://"):
             return "postgresql+psycopg://" + url.removeprefix("postgresql://")
         return url
+
+    @property
+    def cookies_secure(self) -> bool:
+        """Whether page cookies carry the Secure flag."""
+        return self.cookie_secure if self.cookie_secure is not None else self.public_base_url.startswith("https://")
 
     @property
     def mail_dir(self) -> Path:

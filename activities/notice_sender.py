@@ -148,7 +148,7 @@ class NoticeSender:
             due_at=china_time(context.get("due_at")),
             rung=context.get("rung") or 0,
             message=context.get("message", ""),
-            case_url=f"{self._settings.public_base_url}/api/v1/cases/{ctx.case.id}",
+            case_url=f"{self._settings.public_base_url}/cases/{ctx.case.id}",
         )
         return user.email, mail
 

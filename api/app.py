@@ -23,6 +23,7 @@ from api.rate_limit import PublicRateLimiter
 from config import Settings, get_settings
 from models.db import Database
 from models.pii import configure_pii_keys
+from pages import install_pages
 from runtime.temporal import TemporalConnection
 
 
@@ -82,4 +83,5 @@ def create_app(
     app.include_router(policies.router)
     app.include_router(calendar.router)
     app.include_router(rater_pages.router)
+    install_pages(app)
     return app

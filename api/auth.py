@@ -45,15 +45,26 @@ _BAD_CREDENTIALS = {"code": "bad_credentials", "message": "用户名或密码错
 async def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request, session: SessionDep, settings: SettingsDep
 ) -> Token:
-    """Exchange a username and password for a bearer token that expires.
+    """Exchange a username and password for a bearer token that expires."""
+    user = await authenticate(session, settings, form.username, form.password, client_address(request))
+    assert user.id is not None
+    token, expires = create_access_token(
+        user.id, settings.signing_key(), settings.access_token_minutes, password_hash=user.password_hash
+    )
+    return Token(access_token=token, expires_at=expires)
 
-    Each attempt is counted in the database before the password is checked, so concurrent guesses
-    cannot outrun the limit: an attempt numbered past `login_max_failures` is refused unchecked.
+
+async def authenticate(session: AsyncSession, settings: Settings, username: str, password: str, client: str) -> User:
+    """The active user with this username and password; 401 otherwise, 429 while locked.
+
+    The one check behind API tokens and page sessions alike. Each attempt is counted in the database
+    before the password is checked, so concurrent guesses cannot outrun the limit: an attempt
+    numbered past `login_max_failures` is refused unchecked.
     """
-    user = (await session.exec(select(User).where(User.username == form.username))).first()
+    user = (await session.exec(select(User).where(User.username == username))).first()
     if user is None:
         # An unknown username costs an argon2 verification too, so timing does not reveal which names exist.
-        await run_in_threadpool(verify_password, form.password, DUMMY_PASSWORD_HASH)
+        await run_in_threadpool(verify_password, password, DUMMY_PASSWORD_HASH)
         raise _bad_credentials()
     assert user.id is not None
     password_hash = user.password_hash
@@ -62,21 +73,18 @@ async def login(
         if attempt is not None:
             # Normally the attempt that used up the limit has locked the account (or is about to); this
             # also covers one that never finished, which would otherwise leave the account refused for good.
-            await _lock(session, settings, user, client_address(request))
+            await _lock(session, settings, user, client)
         raise await _locked(session, settings, user.id)
     # argon2 is slow on purpose: off the event loop, so other requests are not stalled behind it.
-    password_ok = await run_in_threadpool(verify_password, form.password, password_hash)
+    password_ok = await run_in_threadpool(verify_password, password, password_hash)
     if not password_ok:
         if attempt >= settings.login_max_failures:
-            await _lock(session, settings, user, client_address(request))
+            await _lock(session, settings, user, client)
         raise _bad_credentials()
     await _reset_attempts(session, user.id)
     if not user.active:
         raise _bad_credentials()
-    token, expires = create_access_token(
-        user.id, settings.signing_key(), settings.access_token_minutes, password_hash=password_hash
-    )
-    return Token(access_token=token, expires_at=expires)
+    return user
 
 
 def _bad_credentials() -> HTTPException:

@@ -51,7 +51,8 @@ _UNAUTHENTICATED = HTTPException(
 )
 
 
-async def _user_from_token(token: str | None, session: AsyncSession, settings: Settings) -> User | None:
+async def user_from_token(token: str | None, session: AsyncSession, settings: Settings) -> User | None:
+    """The active user a login token (bearer or page session) names, if it is valid and still current."""
     if not token:
         return None
     signing_key = settings.signing_key()
@@ -69,7 +70,7 @@ async def current_user(
     session: SessionDep, settings: SettingsDep, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> User:
     """The logged-in staff user; 401 without a valid, unexpired token."""
-    user = await _user_from_token(token, session, settings)
+    user = await user_from_token(token, session, settings)
     if user is None:
         raise _UNAUTHENTICATED
     return user
@@ -114,7 +115,7 @@ async def current_user_or_api_client(
     token: Annotated[str | None, Depends(oauth2_scheme)],
     x_api_key: Annotated[str | None, Header(description="Business-system API key")] = None,
 ) -> Caller:
-    user = await _user_from_token(token, session, settings)
+    user = await user_from_token(token, session, settings)
     if user is not None:
         return Caller(user=user)
     client = await _api_client_from_header(x_api_key, session)

@@ -14,17 +14,53 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.cases.scope import check_may_take, visible_case_row
 from api.cases.steps import StepAccepted, StepCall, StepError, take_step
 from api.deps import CurrentUser, SessionDep, SettingsDep, TemporalDep, client_address
 from api.errors import ErrorBody
 from api.params import IdempotencyKey, IdPath
+from config import Settings
 from models.case.steps import STEPS, CaseStep
 from models.case.vocabulary import Actor, CaseSnapshot
+from models.users import User
+from runtime.temporal import TemporalConnection
 from workflows.case import CaseWorkflow
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
+
+
+async def run_step(
+    step: CaseStep,
+    case_id: int,
+    body: BaseModel,
+    *,
+    request: Request,
+    session: AsyncSession,
+    settings: Settings,
+    temporal: TemporalConnection,
+    user: User,
+    idempotency_key: str | None,
+) -> CaseSnapshot | StepAccepted:
+    """Take one step for a person, API and pages alike: scope, relation, then the workflow (raises StepError)."""
+    case = (await visible_case_row(session, user, case_id))[0]
+    await check_may_take(session, user, case, step, body)
+    assert user.id is not None
+    actor = Actor(user_id=user.id, role=user.role, unit_id=user.unit_id)
+    call = StepCall(
+        case=case,
+        requester=f"user:{user.id}",
+        action=step.name,
+        update=getattr(CaseWorkflow, step.update),
+        update_input=step.workflow_input(actor=actor, **body.model_dump()),
+        fields=body.model_dump(mode="json"),
+        idempotency_key=idempotency_key,
+        client=client_address(request),
+    )
+    return await take_step(
+        session, temporal, call, settings.case_action_wait_seconds, f"/api/v1/cases/{case_id}/requests/{{}}"
+    )
 
 
 def _endpoint(step: CaseStep) -> Callable[..., Awaitable[CaseSnapshot | JSONResponse]]:
@@ -38,23 +74,17 @@ def _endpoint(step: CaseStep) -> Callable[..., Awaitable[CaseSnapshot | JSONResp
         user: CurrentUser,
         idempotency_key: IdempotencyKey = None,
     ) -> CaseSnapshot | JSONResponse:
-        case = (await visible_case_row(session, user, case_id))[0]
-        await check_may_take(session, user, case, step, body)
-        assert user.id is not None
-        actor = Actor(user_id=user.id, role=user.role, unit_id=user.unit_id)
-        call = StepCall(
-            case=case,
-            requester=f"user:{user.id}",
-            action=step.name,
-            update=getattr(CaseWorkflow, step.update),
-            update_input=step.workflow_input(actor=actor, **body.model_dump()),
-            fields=body.model_dump(mode="json"),
-            idempotency_key=idempotency_key,
-            client=client_address(request),
-        )
         try:
-            outcome = await take_step(
-                session, temporal, call, settings.case_action_wait_seconds, f"/api/v1/cases/{case_id}/requests/{{}}"
+            outcome = await run_step(
+                step,
+                case_id,
+                body,
+                request=request,
+                session=session,
+                settings=settings,
+                temporal=temporal,
+                user=user,
+                idempotency_key=idempotency_key,
             )
         except StepError as exc:
             return step_error_response(exc)

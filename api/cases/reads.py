@@ -48,6 +48,13 @@ from models.users import User
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 
 
+# A case with no running deadline (waiting on the rater, or finished) sorts after every case with one.
+_ORDER = {
+    "newest": (col(Case.id).desc(),),
+    "due": (col(Case.next_due_at).asc().nulls_last(), col(Case.id)),
+}
+
+
 @router.get("", response_model=CasePage)
 async def list_cases(
     session: SessionDep,
@@ -59,6 +66,9 @@ async def list_cases(
     escalation_rung: Annotated[int | None, Query(ge=0, le=5, description="at least this rung")] = None,
     due_before: Annotated[datetime | None, Query(description="next running deadline before this time")] = None,
     round: Annotated[int | None, Query(ge=1, le=100)] = None,  # noqa: A002 - the domain's word (第几轮)
+    sort: Annotated[
+        Literal["newest", "due"], Query(description="newest first, or the nearest running deadline first")
+    ] = "newest",
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> CasePage:
@@ -86,7 +96,7 @@ async def list_cases(
         conditions.append(Case.round == round)
     total = (await session.exec(select(func.count()).select_from(Case).where(*conditions))).one()
     rows = (
-        await session.exec(summary_query().where(*conditions).order_by(col(Case.id).desc()).limit(limit).offset(offset))
+        await session.exec(summary_query().where(*conditions).order_by(*_ORDER[sort]).limit(limit).offset(offset))
     ).all()
     pinned = await _pinned_policies(session, [row[0] for row in rows])
     items = [CaseSummary(**summary(*row, level_label=_level_label(pinned, row[0], row[4]))) for row in rows]

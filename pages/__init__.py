@@ -1,0 +1,23 @@
+"""The pages people use (server-rendered, zh-CN): staff, supervisors, reviewers, administrators, raters.
+
+Pages call the same functions the API routes call, so who may see and do what is decided once
+(api/cases/scope.py, api/deps.py); a page only draws the answer and turns errors into Chinese.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from pages import auth_pages, cases
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def install_pages(app: FastAPI) -> None:
+    """Mount the static assets and every page router."""
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(auth_pages.router)
+    app.include_router(cases.router)
