@@ -17,7 +17,7 @@ from sqlmodel import col, select
 
 from api.cases.actions import run_step
 from api.cases.reads import get_case, list_cases
-from api.cases.scope import relations, visible_case_row
+from api.cases.scope import check_relation, relations, visible_case_row
 from api.cases.steps import StepAccepted, StepError
 from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.params import MAX_OFFSET, IdPath, OptionalIdQuery
@@ -209,6 +209,8 @@ async def take_step_from_page(
     chosen = STEPS_BY_NAME.get(step)
     if chosen is None:
         return error_page(request, 404, "没有这项办理操作。")
+    # Who may take it is settled before the fields are read, as for the API: no field errors for outsiders.
+    await check_relation(session, user, (await visible_case_row(session, user, case_id))[0], chosen)
     form = await request.form()
     values = {
         key: value for key, value in form.items() if isinstance(value, str) and key not in ("csrf", "request_key")

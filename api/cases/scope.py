@@ -100,11 +100,16 @@ _REFUSALS = {
 }
 
 
-async def check_may_take(session: AsyncSession, user: User, case: Case, step: CaseStep, body: BaseModel) -> None:
-    """403 unless the person stands to the case as the step requires (the reassignment target too)."""
+async def check_relation(session: AsyncSession, user: User, case: Case, step: CaseStep) -> None:
+    """403 unless the person stands to the case as the step requires (checked before the body is read)."""
     if step.relation not in await relations(session, user, case):
         code, message = _REFUSALS[step.relation]
         raise api_error(403, code, message)
+
+
+async def check_may_take(session: AsyncSession, user: User, case: Case, step: CaseStep, body: BaseModel) -> None:
+    """403 unless the person stands to the case as the step requires (the reassignment target too)."""
+    await check_relation(session, user, case, step)
     if isinstance(body, step_inputs.ReassignFields):
         assert user.unit_id is not None
         if await session.get(Unit, body.to_unit_id) is None:

@@ -1,0 +1,32 @@
+"""Who may open each page and post each form: the pages' half of the authorization matrix.
+
+The route-coverage test (tests/test_authorization_matrix.py) requires a rule here for every page
+route, as it requires one in RULES for every API route; tests/test_page_authorization.py signs each
+kind of caller in with a page session and checks each rule. Case steps come from the step table.
+"""
+
+from __future__ import annotations
+
+from models.case.steps import STEPS, Relation
+
+ANONYMOUS, API_KEY = "anonymous", "api_key"
+OWN_STAFF, OTHER_STAFF, SUPERVISOR, REVIEWER, ADMIN = "own_staff", "other_staff", "supervisor", "reviewer", "admin"
+USERS = {OWN_STAFF, OTHER_STAFF, SUPERVISOR, REVIEWER, ADMIN}
+PUBLIC = "public"  # open on purpose: sign-in, the rater's pages, static assets
+
+STEP_PATH = "/cases/{case_id}/steps/{step}"
+_TAKES = {Relation.HANDLES: {OWN_STAFF}, Relation.SUPERVISES: {SUPERVISOR}, Relation.REVIEWS: {REVIEWER}}
+# Who may post each step's form: from the step table, as for the API.
+STEP_RULES: dict[str, set[str]] = {step.name: _TAKES[step.relation] for step in STEPS}
+
+PAGE_RULES: dict[tuple[str, str], set[str] | str] = {
+    ("GET", "/"): PUBLIC,
+    ("GET", "/login"): PUBLIC,
+    ("POST", "/login"): PUBLIC,
+    ("ANY", "/static"): PUBLIC,
+    ("POST", "/logout"): USERS,
+    ("GET", "/cases"): USERS,
+    ("GET", "/cases/{case_id}"): {OWN_STAFF, SUPERVISOR, REVIEWER, ADMIN},
+    ("POST", STEP_PATH): "steps",  # per step: STEP_RULES
+    ("POST", "/cases/{case_id}/rater-contact"): {OWN_STAFF},
+}
