@@ -1,9 +1,9 @@
-"""Rating intake (评价接收): where a rating arrives and, if it is bad, becomes a case.
+"""Rating intake (评价接收) for channel systems: POST a rating with an API key.
 
-The rating, its case row and an outbox entry are written in one transaction. A bad rating's
-workflow is then started at once; if Temporal does not answer within a couple of seconds the
-rating is still accepted and the worker's outbox relay starts the case later. Once that transaction
-has committed the answer is 201 whatever happens next: the rating exists, and the relay covers the rest.
+The writing itself is models/rating_intake.py, shared with the rater's own QR-code pages: the
+rating, its case row and an outbox entry in one transaction, then the case started at once or left
+to the outbox relay. Once that transaction has committed the answer is 201 whatever happens next:
+the rating exists, and the relay covers the rest.
 
 With an Idempotency-Key the key is claimed first, in the same transaction, so concurrent retries of one
 rating write it once and all get the first answer.
@@ -11,16 +11,11 @@ rating write it once and all get the first answer.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Header, status
 from fastapi.responses import JSONResponse
-from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.deps import (
@@ -35,19 +30,13 @@ from api.deps import (
 from api.errors import api_error
 from api.idempotency import check_key, claim, fingerprint, replay, settle
 from api.params import IdPath
-from config import Settings
 from models.case.records import Case
-from models.case.vocabulary import CaseWorkflowInput, workflow_id_for_rating
-from models.db import utcnow
 from models.idempotency import IdempotentResponse
-from models.outbox import START_CASE, OutboxEntry
-from models.policy_store import policy_for_unit
 from models.privacy import mask_email, mask_name, mask_phone
+from models.rating_intake import AlreadyRated, NoStaffToRate, RatingFields, accept_ratings, check_targets
 from models.ratings import Rating, RatingAccepted, RatingCreate, RatingRead, RatingTarget
 from models.services import ServiceRecord
-from runtime.temporal import TemporalConnection, start_case_workflow
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/ratings", tags=["ratings"])
 
 _IDEMPOTENCY_HEADER = Header(alias="Idempotency-Key", description="Retry-safe key: a repeat returns the first response")
@@ -77,11 +66,12 @@ async def submit_rating(
     record = (await session.exec(select(ServiceRecord).where(ServiceRecord.record_no == body.record_no))).first()
     if record is None:
         raise api_error(404, "unknown_record", f"办件编号 {body.record_no} 未登记", field="record_no")
-    assert record.id is not None
-    if body.target == RatingTarget.STAFF and record.staff_id is None:
-        raise api_error(422, "no_staff_to_rate", "该办件没有经办工作人员，只能评价事项", field="target")
+    fields = RatingFields.of(body)
+    try:
+        check_targets(record, [fields])
+    except NoStaffToRate:
+        raise api_error(422, "no_staff_to_rate", "该办件没有经办工作人员，只能评价事项", field="target") from None
 
-    pinned = await policy_for_unit(session, record.unit_id)
     claimed: IdempotentResponse | None = None
     if idempotency_key is not None:
         # Before any other write: a lost claim rolls the session back and answers as the winner did.
@@ -89,114 +79,23 @@ async def submit_rating(
         if isinstance(outcome, JSONResponse):
             return outcome
         claimed = outcome
-    rating = Rating(
-        record_id=record.id,
-        level=body.level,
-        channel=body.channel,
-        target=body.target,
-        answers=body.answers,
-        comment=body.comment,
-        real_name=body.real_name,
-        rater_name=body.rater.name if body.rater else None,
-        rater_phone=body.rater.phone if body.rater else None,
-        rater_email=str(body.rater.email) if body.rater and body.rater.email else None,
-        is_bad=pinned.profile.is_bad(body.level.value),
-        source_system=api_client.source_system,
-    )
-    session.add(rating)
+
+    def settle_claim(accepted: list[RatingAccepted]) -> None:
+        if claimed is not None:
+            settle(session, claimed, status.HTTP_201_CREATED, accepted[0].model_dump(mode="json"))
+
     try:
-        await session.flush()
-    except IntegrityError:
-        await session.rollback()
+        result = await accept_ratings(
+            session, settings, temporal, record, [fields], api_client.source_system, before_commit=settle_claim
+        )
+    except AlreadyRated:
         raise api_error(
             409,
             "already_rated",
             f"办件 {body.record_no} 的{_target_zh(body.target)}已评价过，每个对象只能评价一次",
             field="target",
         ) from None
-    assert rating.id is not None and record.id is not None
-
-    workflow_input: CaseWorkflowInput | None = None
-    workflow_id = ""
-    if rating.is_bad:
-        case = Case(
-            rating_id=rating.id,
-            unit_id=record.unit_id,
-            workflow_id=workflow_id_for_rating(rating.id, settings.workflow_id_prefix),
-            policy_code=pinned.code,
-            policy_version=pinned.version,
-        )
-        session.add(case)
-        await session.flush()
-        assert case.id is not None
-        workflow_id = case.workflow_id
-        workflow_input = CaseWorkflowInput(
-            case_id=case.id,
-            rating_id=rating.id,
-            unit_id=record.unit_id,
-            level=rating.level.value,
-            real_name=rating.real_name,
-            rater_has_email=rating.rater_email is not None,
-            rater_has_phone=rating.rater_phone is not None,
-            policy=pinned,
-        )
-        outbox = OutboxEntry(
-            kind=START_CASE,
-            case_id=case.id,
-            payload={"workflow_id": case.workflow_id, "input": workflow_input.model_dump(mode="json")},
-        )
-        session.add(outbox)
-
-    accepted = RatingAccepted(
-        rating_id=rating.id, is_bad=rating.is_bad, case_id=workflow_input.case_id if workflow_input else None
-    )
-    content = accepted.model_dump(mode="json")
-    if claimed is not None:
-        settle(session, claimed, status.HTTP_201_CREATED, content)
-    await session.commit()
-
-    if workflow_input is not None:
-        try:
-            await _start_case_now(session, temporal, settings, workflow_id, workflow_input, outbox.id)
-        except Exception as exc:  # noqa: BLE001 - committed: the rating stands and the relay starts the case
-            log.warning(
-                "rating %s accepted; fast start of case %s failed after commit (%s), left to the outbox relay",
-                accepted.rating_id,
-                workflow_input.case_id,
-                type(exc).__name__,
-            )
-            with contextlib.suppress(Exception):
-                await session.rollback()
-    return JSONResponse(status_code=status.HTTP_201_CREATED, content=content)
-
-
-async def _start_case_now(
-    session: AsyncSession,
-    temporal: TemporalConnection,
-    settings: Settings,
-    workflow_id: str,
-    workflow_input: CaseWorkflowInput,
-    outbox_id: int | None,
-) -> None:
-    """The fast path: start the workflow now. Any failure leaves the outbox row for the relay."""
-    try:
-        client = await asyncio.wait_for(temporal.client(), timeout=settings.temporal_start_timeout_seconds)
-        await asyncio.wait_for(
-            start_case_workflow(client, workflow_id, workflow_input, settings.temporal_task_queue),
-            timeout=settings.temporal_start_timeout_seconds,
-        )
-    except Exception as exc:  # noqa: BLE001 - Temporal down or slow: the relay takes over
-        log.warning("case %s left to the outbox relay: %s", workflow_input.case_id, type(exc).__name__)
-        return
-    await _mark_dispatched(session, outbox_id)
-
-
-async def _mark_dispatched(session: AsyncSession, outbox_id: int | None) -> None:
-    """Spare the relay a start that has happened (were this lost, the relay's start is a harmless repeat)."""
-    await session.exec(
-        update(OutboxEntry).where(col(OutboxEntry.id) == outbox_id).values(dispatched_at=utcnow(), attempts=1)
-    )
-    await session.commit()
+    return JSONResponse(status_code=status.HTTP_201_CREATED, content=result.accepted[0].model_dump(mode="json"))
 
 
 def _target_zh(target: RatingTarget) -> str:

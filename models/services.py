@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
@@ -45,6 +48,9 @@ class ServiceRecord(SQLModel, table=True):
     source_system: str = Field(max_length=64, index=True)
     completed_at: datetime = Field(sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # A keyed digest of the applicant phone's last four digits (phone_check_digest), never the phone:
+    # the rater proves a record is theirs with it at a window's code (一窗一码).
+    applicant_phone_check: str | None = Field(default=None, max_length=64)
 
 
 class ServiceRecordCreate(RequestBody):
@@ -57,6 +63,19 @@ class ServiceRecordCreate(RequestBody):
     applicant_type: ApplicantType
     service_channel: ServiceChannel
     completed_at: datetime
+    applicant_phone: str | None = PydanticField(
+        default=None,
+        max_length=32,
+        description="申请人手机号 (optional). Only a keyed digest of its last four digits is kept, so the "
+        "applicant can rate the record at a window's QR code; the number itself is never stored",
+    )
+
+    @field_validator("applicant_phone")
+    @classmethod
+    def _phone_digits(cls, value: str | None) -> str | None:
+        if value is not None and not _PHONE_RE.match(value):
+            raise ValueError("applicant_phone must be digits, optionally with +, spaces or dashes")
+        return value
 
 
 class ServiceRecordRead(BaseModel):
@@ -69,3 +88,23 @@ class ServiceRecordRead(BaseModel):
     service_channel: ServiceChannel = Field(sa_type=str_enum(ServiceChannel))
     source_system: str
     completed_at: datetime
+
+
+_PHONE_RE = re.compile(r"^\+?\d[\d\- ]{5,19}$")
+PHONE_CHECK_DIGITS = 4
+
+
+def phone_tail(phone: str) -> str:
+    """The last four digits of a phone number, whatever separators it was written with."""
+    return re.sub(r"\D", "", phone)[-PHONE_CHECK_DIGITS:]
+
+
+def phone_check_digest(signing_key: str, record_no: str, tail: str) -> str:
+    """HMAC of a record's phone tail under a key derived from the signing key.
+
+    Four digits are only 10,000 values: a plain hash would fall to a lookup table, so the digest is
+    keyed (a database copy alone cannot test guesses) and bound to the record number (equal tails of
+    two records do not look equal). Changing HCP_SECRET_KEY invalidates every stored check.
+    """
+    key = hmac.new(signing_key.encode(), b"hcp/applicant-phone-check/v1", hashlib.sha256).digest()
+    return hmac.new(key, f"{record_no}\x00{tail}".encode(), hashlib.sha256).hexdigest()

@@ -8,14 +8,19 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import func, select
 
+from config import get_settings
 from models.credentials import hash_password, new_api_key
 from models.db import Database
 from models.organisation import Region, Staff, Unit
 from models.policy_store import sync_policy_files
+from models.rating_intake import issue_invitation
 from models.services import ApplicantType, ServiceChannel, ServiceItem, ServiceRecord
 from models.users import ApiKey, Role, User
+from models.windows import ServiceWindow
 
 DEMO_SOURCE_SYSTEM = "demo-hall"
+DEMO_WINDOW = "YT-SCJ-01"
+DEMO_INVITED_RECORD = "DEMO-0007"  # a window transaction the README tour leaves alone
 
 # (username, display name, role, unit code, email)
 DEMO_USERS = [
@@ -34,6 +39,8 @@ class DemoCredentials:
     passwords: dict[str, str] = field(default_factory=dict)
     api_key: str = ""
     record_nos: list[str] = field(default_factory=list)
+    window_code: str = ""
+    rating_token: str = ""  # a demo invitation (一人一事一码) for DEMO_INVITED_RECORD
 
 
 async def database_is_empty(db: Database) -> bool:
@@ -78,23 +85,31 @@ async def seed_demo(db: Database) -> DemoCredentials:
             (items[2], scj, None, ServiceChannel.ONLINE, ApplicantType.INDIVIDUAL),
             (items[1], rsj, staff_rsj, ServiceChannel.WINDOW, ApplicantType.INDIVIDUAL),
         ]
+        session.add(ServiceWindow(unit_id=scj.id, code=DEMO_WINDOW, name="企业登记 1 号窗口"))
+        creds.window_code = DEMO_WINDOW
+        records: dict[str, ServiceRecord] = {}
         for n in range(1, 10):
             item, unit, staff, channel, applicant = plans[(n - 1) % len(plans)]
             assert item.id is not None and unit.id is not None
             record_no = f"DEMO-{n:04d}"
-            session.add(
-                ServiceRecord(
-                    record_no=record_no,
-                    item_id=item.id,
-                    unit_id=unit.id,
-                    staff_id=staff.id if staff else None,
-                    applicant_type=applicant,
-                    service_channel=channel,
-                    source_system=DEMO_SOURCE_SYSTEM,
-                    completed_at=now - timedelta(hours=n),
-                )
+            records[record_no] = ServiceRecord(
+                record_no=record_no,
+                item_id=item.id,
+                unit_id=unit.id,
+                staff_id=staff.id if staff else None,
+                applicant_type=applicant,
+                service_channel=channel,
+                source_system=DEMO_SOURCE_SYSTEM,
+                completed_at=now - timedelta(hours=n),
             )
+            session.add(records[record_no])
             creds.record_nos.append(record_no)
+        await session.flush()
+        invited = records[DEMO_INVITED_RECORD].id
+        assert invited is not None
+        _, creds.rating_token = issue_invitation(
+            session, invited, DEMO_SOURCE_SYSTEM, now + timedelta(days=30), keep_token=True
+        )
 
         for username, display_name, role, unit_code, email in DEMO_USERS:
             password = secrets.token_urlsafe(9)
@@ -115,4 +130,14 @@ async def seed_demo(db: Database) -> DemoCredentials:
         )
         creds.api_key = full_key
         await session.commit()
+    _announce_rating_pages(creds)
     return creds
+
+
+def _announce_rating_pages(creds: DemoCredentials) -> None:
+    """The rater's entry points, printed with the rest of the startup output of `make run`."""
+    base = get_settings().public_base_url.rstrip("/")
+    print(
+        f"  demo window code (一窗一码): {base}/w/{creds.window_code}  (printable: {base}/w/{creds.window_code}/print)"
+    )
+    print(f"  demo rating link (一人一事一码, {DEMO_INVITED_RECORD}): {base}/q/{creds.rating_token}")

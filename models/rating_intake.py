@@ -1,0 +1,290 @@
+"""Rating intake (评价接收): the one place a rating is written and, if it is bad, becomes a case.
+
+The JSON API (api/ratings.py) and the rater's own pages (pages/citizen/) both call accept_ratings,
+so a rating from a hall tablet and one from a QR code are written the same way: the ratings, each
+bad one's case row and outbox entry, in one transaction. Each bad rating's workflow is then started
+at once; if Temporal does not answer within a couple of seconds the ratings still stand and the
+worker's outbox relay starts the cases later (docs/decisions/0001-case-row-written-with-the-rating.md).
+
+Rating invitations (评价邀请, 一人一事一码) live here too: a random token for one service record,
+of which only a hash is stored, like the rater's answer links (models/rater_links.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from config import Settings
+from models.case.records import Case
+from models.case.vocabulary import CaseWorkflowInput, workflow_id_for_rating
+from models.db import UTCDateTime, utcnow
+from models.outbox import START_CASE, OutboxEntry
+from models.pii import EncryptedText
+from models.policy import PinnedPolicy
+from models.policy_store import policy_for_unit
+from models.rater_links import hash_token, new_token
+from models.ratings import Rating, RatingAccepted, RatingChannel, RatingCreate, RatingLevel, RatingTarget
+from models.services import ServiceRecord
+from runtime.temporal import TemporalConnection, start_case_workflow
+
+log = logging.getLogger(__name__)
+
+
+class IntakeRefused(Exception):
+    """A rating the rules do not allow; nothing was written."""
+
+
+class AlreadyRated(IntakeRefused):
+    """The target of this record has a rating already (one rating per target per transaction)."""
+
+    def __init__(self, target: RatingTarget) -> None:
+        super().__init__(f"{target.value} already rated")
+        self.target = target
+
+
+class NoStaffToRate(IntakeRefused):
+    """A staff rating of a record no staff member handled (online transactions rate the item only)."""
+
+
+@dataclass(frozen=True)
+class RatingFields:
+    """What a rater says about one target, whichever channel brought it."""
+
+    level: RatingLevel
+    channel: RatingChannel
+    target: RatingTarget = RatingTarget.ITEM
+    answers: dict[str, Any] = field(default_factory=dict)
+    comment: str = ""
+    real_name: bool = False
+    rater_name: str | None = None
+    rater_phone: str | None = None
+    rater_email: str | None = None
+
+    @classmethod
+    def of(cls, body: RatingCreate) -> RatingFields:
+        return cls(
+            level=body.level,
+            channel=body.channel,
+            target=body.target,
+            answers=dict(body.answers),
+            comment=body.comment,
+            real_name=body.real_name,
+            rater_name=body.rater.name if body.rater else None,
+            rater_phone=body.rater.phone if body.rater else None,
+            rater_email=str(body.rater.email) if body.rater and body.rater.email else None,
+        )
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    accepted: list[RatingAccepted]
+    policy: PinnedPolicy  # the version the ratings were judged under and their cases pinned
+
+
+@dataclass(frozen=True)
+class _CaseStart:
+    workflow_id: str
+    workflow_input: CaseWorkflowInput
+    outbox: OutboxEntry
+
+
+def check_targets(record: ServiceRecord, ratings: Sequence[RatingFields]) -> None:
+    """Refuse a staff rating of a record without staff, before anything is written."""
+    if any(r.target == RatingTarget.STAFF for r in ratings) and record.staff_id is None:
+        raise NoStaffToRate("no staff member handled this record")
+
+
+async def accept_ratings(
+    session: AsyncSession,
+    settings: Settings,
+    temporal: TemporalConnection,
+    record: ServiceRecord,
+    ratings: Sequence[RatingFields],
+    source_system: str,
+    before_commit: Callable[[list[RatingAccepted]], None] | None = None,
+) -> IntakeResult:
+    """Write the ratings of one record (one per target) and their cases in one transaction, then start the cases.
+
+    `before_commit` adds the caller's own writes to the same transaction (the idempotency answer,
+    the invitation being used). Raises AlreadyRated (after rolling back) when any target is rated.
+    """
+    check_targets(record, ratings)
+    assert record.id is not None
+    pinned = await policy_for_unit(session, record.unit_id)
+    rows = [_rating_row(record.id, fields, pinned, source_system) for fields in ratings]
+    session.add_all(rows)
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        raise AlreadyRated(_taken_target(ratings)) from None
+
+    starts: list[_CaseStart] = []
+    accepted = []
+    for rating in rows:
+        start = await _open_case(session, settings, record, rating, pinned) if rating.is_bad else None
+        if start is not None:
+            starts.append(start)
+        assert rating.id is not None
+        accepted.append(
+            RatingAccepted(
+                rating_id=rating.id, is_bad=rating.is_bad, case_id=start.workflow_input.case_id if start else None
+            )
+        )
+    if before_commit is not None:
+        before_commit(accepted)
+    await session.commit()
+    for start in starts:
+        await _start_after_commit(session, temporal, settings, start)
+    return IntakeResult(accepted=accepted, policy=pinned)
+
+
+def _rating_row(record_id: int, fields: RatingFields, pinned: PinnedPolicy, source_system: str) -> Rating:
+    return Rating(
+        record_id=record_id,
+        level=fields.level,
+        channel=fields.channel,
+        target=fields.target,
+        answers=fields.answers,
+        comment=fields.comment,
+        real_name=fields.real_name,
+        rater_name=fields.rater_name,
+        rater_phone=fields.rater_phone,
+        rater_email=fields.rater_email,
+        is_bad=pinned.profile.is_bad(fields.level.value),
+        source_system=source_system,
+    )
+
+
+def _taken_target(ratings: Sequence[RatingFields]) -> RatingTarget:
+    """The target to name in the refusal: the item when it was among them (that is what a rater rated first)."""
+    targets = [r.target for r in ratings]
+    return RatingTarget.ITEM if RatingTarget.ITEM in targets else targets[0]
+
+
+async def _open_case(
+    session: AsyncSession, settings: Settings, record: ServiceRecord, rating: Rating, pinned: PinnedPolicy
+) -> _CaseStart:
+    """The case row and its outbox entry for a bad rating (the caller commits)."""
+    assert rating.id is not None
+    case = Case(
+        rating_id=rating.id,
+        unit_id=record.unit_id,
+        workflow_id=workflow_id_for_rating(rating.id, settings.workflow_id_prefix),
+        policy_code=pinned.code,
+        policy_version=pinned.version,
+    )
+    session.add(case)
+    await session.flush()
+    assert case.id is not None
+    workflow_input = CaseWorkflowInput(
+        case_id=case.id,
+        rating_id=rating.id,
+        unit_id=record.unit_id,
+        level=rating.level.value,
+        real_name=rating.real_name,
+        rater_has_email=rating.rater_email is not None,
+        rater_has_phone=rating.rater_phone is not None,
+        policy=pinned,
+    )
+    outbox = OutboxEntry(
+        kind=START_CASE,
+        case_id=case.id,
+        payload={"workflow_id": case.workflow_id, "input": workflow_input.model_dump(mode="json")},
+    )
+    session.add(outbox)
+    return _CaseStart(case.workflow_id, workflow_input, outbox)
+
+
+async def _start_after_commit(
+    session: AsyncSession, temporal: TemporalConnection, settings: Settings, start: _CaseStart
+) -> None:
+    """Committed: whatever happens here, the rating stands and the relay starts the case if this does not."""
+    try:
+        await _start_case_now(session, temporal, settings, start)
+    except Exception as exc:  # noqa: BLE001 - committed: the rating stands and the relay starts the case
+        log.warning(
+            "rating %s accepted; fast start of case %s failed after commit (%s), left to the outbox relay",
+            start.workflow_input.rating_id,
+            start.workflow_input.case_id,
+            type(exc).__name__,
+        )
+        with contextlib.suppress(Exception):
+            await session.rollback()
+
+
+async def _start_case_now(
+    session: AsyncSession, temporal: TemporalConnection, settings: Settings, start: _CaseStart
+) -> None:
+    """The fast path: start the workflow now. Any failure leaves the outbox row for the relay."""
+    try:
+        client = await asyncio.wait_for(temporal.client(), timeout=settings.temporal_start_timeout_seconds)
+        await asyncio.wait_for(
+            start_case_workflow(client, start.workflow_id, start.workflow_input, settings.temporal_task_queue),
+            timeout=settings.temporal_start_timeout_seconds,
+        )
+    except Exception as exc:  # noqa: BLE001 - Temporal down or slow: the relay takes over
+        log.warning("case %s left to the outbox relay: %s", start.workflow_input.case_id, type(exc).__name__)
+        return
+    # Spare the relay a start that has happened (were this lost, the relay's start is a harmless repeat).
+    await session.exec(
+        update(OutboxEntry).where(col(OutboxEntry.id) == start.outbox.id).values(dispatched_at=utcnow(), attempts=1)
+    )
+    await session.commit()
+
+
+async def rated_targets(session: AsyncSession, record_id: int) -> set[RatingTarget]:
+    """The targets of a record that have a rating already."""
+    found = (await session.exec(select(Rating.target).where(Rating.record_id == record_id))).all()
+    return {RatingTarget(target) for target in found}
+
+
+class RatingInvitation(SQLModel, table=True):
+    """An invitation to rate one service record (一人一事一码): the URL carries a random token, never the record.
+
+    Issued to the business system that registered the record (it prints or sends the link, and
+    only it may fetch the QR code again: the token is kept sealed for that), or for a few minutes
+    after a rater proved at a window's code that the record is theirs (no sealed token then).
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    record_id: int = Field(foreign_key="servicerecord.id", index=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    token_sealed: str | None = Field(default=None, sa_type=EncryptedText, description="the token, encrypted")
+    issued_by: str = Field(max_length=64, description='the source system, or "window:<code>"')
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+def issue_invitation(
+    session: AsyncSession, record_id: int, issued_by: str, expires_at: datetime, keep_token: bool
+) -> tuple[RatingInvitation, str]:
+    """A new invitation (added to the session; the caller commits) and its token for the URL."""
+    token, token_hash = new_token()
+    invitation = RatingInvitation(
+        record_id=record_id,
+        token_hash=token_hash,
+        token_sealed=token if keep_token else None,
+        issued_by=issued_by,
+        expires_at=expires_at,
+    )
+    session.add(invitation)
+    return invitation, token
+
+
+async def find_invitation(session: AsyncSession, token: str) -> RatingInvitation | None:
+    return (
+        await session.exec(select(RatingInvitation).where(RatingInvitation.token_hash == hash_token(token)))
+    ).first()
