@@ -59,12 +59,23 @@ def china_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return value.astimezone(CHINA_TZ).strftime(fmt) if value is not None else ""
 
 
+def due_time(value: datetime | None) -> str:
+    """A due moment as the rules say it: a deadline at midnight is "<the day before> 24:00" (that day counts)."""
+    if value is None:
+        return ""
+    local = value.astimezone(CHINA_TZ)
+    if (local.hour, local.minute, local.second) == (0, 0, 0):
+        return f"{(local - timedelta(days=1)).strftime('%Y-%m-%d')} 24:00"
+    return local.strftime("%Y-%m-%d %H:%M")
+
+
 def time_left_zh(due: datetime | None, calendar: WorkdayCalendar, now: datetime | None = None) -> str:
     """Time left before a deadline in working days (工作日), as a unit counts it; overdue says by how much."""
     if due is None:
         return ""
     now = now or utcnow()
-    today, due_day = now.astimezone(CHINA_TZ).date(), due.astimezone(CHINA_TZ).date()
+    # A deadline at midnight ends the day before: that day is the last one to work on it.
+    today, due_day = now.astimezone(CHINA_TZ).date(), (due - timedelta(microseconds=1)).astimezone(CHINA_TZ).date()
     if due <= now:
         late = _workdays_between(due_day, today, calendar)
         return f"已超期 {late} 个工作日" if late else "已超期"
@@ -86,6 +97,7 @@ def _workdays_between(start: date, end: date, calendar: WorkdayCalendar) -> int:
 
 
 _env.filters["china_time"] = china_time
+_env.filters["due_time"] = due_time
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:

@@ -113,3 +113,22 @@ async def test_another_units_case_looks_missing(
         csrf = form_csrf(await api.get("/cases"))
         taken = await post_step(api, case_id, "accept", {"note": "x"}, csrf)
         assert taken.status_code == 404
+
+
+def test_a_midnight_deadline_reads_as_the_day_before_at_24_00() -> None:
+    from datetime import datetime
+
+    from models.deadlines import CHINA_TZ, ChineseStatutoryCalendar
+    from pages.render import due_time, time_left_zh
+
+    due = datetime(2026, 11, 27, 0, 0, tzinfo=CHINA_TZ)
+    assert due_time(due) == "2026-11-26 24:00"
+    assert due_time(datetime(2026, 11, 27, 9, 30, tzinfo=CHINA_TZ)) == "2026-11-27 09:30"
+    # Monday morning, due at the end of Thursday: Tuesday, Wednesday and Thursday are left.
+    now = datetime(2026, 11, 23, 9, 0, tzinfo=CHINA_TZ)
+    assert time_left_zh(due, ChineseStatutoryCalendar(), now) == "剩余 3 个工作日"
+    assert time_left_zh(datetime(2026, 11, 24, 0, 0, tzinfo=CHINA_TZ), ChineseStatutoryCalendar(), now).startswith(
+        "今日到期"
+    )
+    late = datetime(2026, 11, 20, 0, 0, tzinfo=CHINA_TZ)  # ended Thursday 19th 24:00; Friday 20th and Monday 23rd late
+    assert time_left_zh(late, ChineseStatutoryCalendar(), now) == "已超期 2 个工作日"
