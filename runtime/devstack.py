@@ -193,6 +193,7 @@ def main() -> None:
 
         print(
             f"\n✔ ready in {time.monotonic() - started:.1f}s\n"
+            f"  staff pages (sign in)  http://{settings.api_host}:{settings.api_port}/login\n"
             f"  API and OpenAPI docs   http://{settings.api_host}:{settings.api_port}/docs\n"
             f"  Temporal UI            http://127.0.0.1:{settings.temporal_ui_port}\n"
             f"  mail to raters/staff   {settings.mail_dir}/\n"

@@ -98,6 +98,10 @@ async def test_make_run_tour_stop_and_resume(tmp_path: Path) -> None:
             await eventually(started)
             accepted = await api.post(f"/api/v1/cases/{case_id}/accept", json={"note": "已签收"}, headers=staff)
             assert accepted.status_code == 200 and accepted.json()["stage"] == "verification"
+            # The pages are served by the same process, their stylesheet from the app itself.
+            sign_in = await api.get("/login")
+            assert sign_in.status_code == 200 and "工作人员登录" in sign_in.text
+            assert (await api.get("/static/app.css")).status_code == 200
     finally:
         assert await stack.stop() == 0, "".join(stack.output)
     log = "".join(stack.output)
