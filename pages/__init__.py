@@ -11,7 +11,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from pages import auth_pages, cases
+from pages import auth_pages, cases, supervision
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -21,3 +21,4 @@ def install_pages(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(auth_pages.router)
     app.include_router(cases.router)
+    app.include_router(supervision.router)

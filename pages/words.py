@@ -86,3 +86,19 @@ def label(mapping: dict[str, str], key: object) -> str:
     """The Chinese word for a code, or the code itself for one the table does not know yet."""
     text = str(getattr(key, "value", key))
     return mapping.get(text, text)
+
+
+# Supervisors' pages: what awaits their approval, how a board is ordered, where a ledger entry stands.
+PENDING_KIND_LABELS_ZH = {"extension_requested": "延期申请", "cannot_rectify_requested": "无法整改申请"}
+
+BOARD_SORT_LABELS_ZH = {"rung": "按督办级别", "unit": "按承办单位", "due": "按最近期限"}
+
+LEDGER_STATE_LABELS_ZH = {
+    "on_time": "按期整改中",
+    "overdue": "已逾期",
+    "rectified": "已整改",
+    "cancelled": "已撤销（改派或认定无法整改）",
+}
+
+# Reviewers' pages: the two answers to an appeal.
+APPEAL_DECISION_LABELS_ZH = {"appeal_upheld": "申诉成立，不予采纳", "appeal_rejected": "驳回申诉，继续整改"}

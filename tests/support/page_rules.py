@@ -29,4 +29,8 @@ PAGE_RULES: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/cases/{case_id}"): {OWN_STAFF, SUPERVISOR, REVIEWER, ADMIN},
     ("POST", STEP_PATH): "steps",  # per step: STEP_RULES
     ("POST", "/cases/{case_id}/rater-contact"): {OWN_STAFF},
+    ("GET", "/board"): {SUPERVISOR},
+    ("GET", "/board.csv"): {SUPERVISOR},
+    ("GET", "/ledger"): {SUPERVISOR},
+    ("GET", "/ledger.csv"): {SUPERVISOR},
 }
