@@ -33,4 +33,6 @@ PAGE_RULES: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/board.csv"): {SUPERVISOR},
     ("GET", "/ledger"): {SUPERVISOR},
     ("GET", "/ledger.csv"): {SUPERVISOR},
+    ("GET", "/reviews"): {REVIEWER},
+    ("GET", "/reviews/decided"): {REVIEWER},
 }
