@@ -14,8 +14,13 @@ from tests.support.db import case_row
 from tests.support.http_case import case_at_work, take_steps
 from tests.support.pages import page_login, post_step
 
-APPEAL = {"reason": "评价人当日并未到窗口办理，系误评", "evidence": ["当日叫号记录", "窗口监控截图编号 A-17"]}
-DISPUTED = {"verdict": "disputed", "findings": "调取叫号记录，评价人当日未取号", "judgement": "unreasonable"}
+EVIDENCE = ["当日叫号记录", "窗口监控截图编号 A-17"]
+APPEAL: dict[str, object] = {"reason": "评价人当日并未到窗口办理，系误评", "evidence": EVIDENCE}
+DISPUTED: dict[str, object] = {
+    "verdict": "disputed",
+    "findings": "调取叫号记录，评价人当日未取号",
+    "judgement": "unreasonable",
+}
 
 
 async def _refused(api: httpx.AsyncClient, paths: tuple[str, ...], whose: str) -> None:
@@ -46,8 +51,8 @@ async def test_reviewer_upholds_an_appeal_from_the_pages(
         await _refused(api, ("/board", "/ledger"), "督办人员")
         queue = await api.get("/reviews")
         assert queue.status_code == 200 and f'href="/cases/{case_id}#step-appeal-decision"' in queue.text
-        for shown in (APPEAL["reason"], *APPEAL["evidence"], DISPUTED["findings"], "差评研判：不合理"):
-            assert shown in queue.text, shown
+        for shown in (APPEAL["reason"], *EVIDENCE, DISPUTED["findings"], "差评研判：不合理"):
+            assert str(shown) in queue.text, shown
         assert "13912345678" not in queue.text and "张三丰" not in queue.text
         assert "还没有作出过复核决定" in (await api.get("/reviews/decided")).text
 

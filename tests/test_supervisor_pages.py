@@ -61,7 +61,8 @@ async def test_supervisor_chases_an_overdue_case_approves_and_reassigns(
     async with case_at_work(dev_server, settings, db, demo) as (api, staff, case_id):
         await take_steps(api, case_id, staff, VERIFIED)
         due = datetime.now(UTC) + timedelta(seconds=3)
-        await take_steps(api, case_id, staff, (("ledger", {"plan": LEDGER_PLAN, "due_at": due.isoformat()}),))
+        ledger_step: dict[str, object] = {"plan": LEDGER_PLAN, "due_at": due.isoformat()}
+        await take_steps(api, case_id, staff, (("ledger", ledger_step),))
 
         async def overdue() -> bool:
             return (await case_row(db, case_id)).overdue
@@ -102,7 +103,11 @@ async def test_supervisor_chases_an_overdue_case_approves_and_reassigns(
 
         # The unit asks for more time: the request waits on the board until the supervisor approves it.
         later = datetime.now(UTC) + timedelta(days=10)
-        ask = {"deadline": "rectification_ledger_max", "new_due_at": later.isoformat(), "reason": "需采购叫号设备"}
+        ask: dict[str, object] = {
+            "deadline": "rectification_ledger_max",
+            "new_due_at": later.isoformat(),
+            "reason": "需采购叫号设备",
+        }
         await take_steps(api, case_id, staff, (("extension-requests", ask),))
         pending = await _pending_section(api)
         assert "延期申请" in pending and "需采购叫号设备" in pending
@@ -114,7 +119,7 @@ async def test_supervisor_chases_an_overdue_case_approves_and_reassigns(
         assert "按期整改中" in (await api.get("/ledger")).text
 
         # Two more requests; reassigning the case drops both (the workflow forgets a round's requests).
-        cannot = {"reasons": "涉及系统改造，本单位无权限", "explanation": "已报上级部门统筹解决"}
+        cannot: dict[str, object] = {"reasons": "涉及系统改造，本单位无权限", "explanation": "已报上级部门统筹解决"}
         ask["new_due_at"] = (later + timedelta(days=5)).isoformat()
         await take_steps(api, case_id, staff, (("cannot-rectify-requests", cannot), ("extension-requests", ask)))
         pending = await _pending_section(api)
