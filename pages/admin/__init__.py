@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from pages.admin import api_keys, units, users
+from pages.admin import api_keys, policies, policy_edit, units, users
 
 router = APIRouter()
-for module in (units, users, api_keys):
+for module in (units, users, api_keys, policies, policy_edit):
     router.include_router(module.router)
