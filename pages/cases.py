@@ -46,7 +46,7 @@ async def inbox(
     session: SessionDep,
     user: PageUser,
     status: Literal["open", "finished", "all"] = "open",
-    stage: Stage | None = None,
+    stage: Stage | Literal[""] = "",  # "" is the filter's 全部阶段
     overdue: Annotated[Literal["", "yes"], Query()] = "",
     unit_id: OptionalIdQuery = None,
     page: Annotated[int, Query(ge=1, le=MAX_OFFSET // PAGE_SIZE)] = 1,
@@ -56,7 +56,7 @@ async def inbox(
         session,
         user,
         status=None if status == "all" else status,
-        stage=stage,
+        stage=stage or None,
         unit_id=unit_id,
         overdue=True if overdue == "yes" else None,
         escalation_rung=None,
@@ -76,7 +76,7 @@ async def inbox(
         for item in found.items
     ]
     pages = max(1, -(-found.total // PAGE_SIZE))
-    filters = {"status": status, "stage": stage.value if stage else "", "overdue": overdue, "unit_id": unit_id or ""}
+    filters = {"status": status, "stage": stage, "overdue": overdue, "unit_id": unit_id or ""}
     return render(
         request,
         "staff/inbox.html.j2",

@@ -52,6 +52,11 @@ async def test_a_clerk_handles_a_case_from_the_pages(
         await page_login(api, "scj_staff", demo.passwords["scj_staff"])
         inbox = await api.get("/cases")
         assert inbox.status_code == 200 and f'href="/cases/{case_id}"' in inbox.text
+        # The filter form as the browser sends it, with 全部阶段 and 不限 left as they are.
+        filtered = await api.get("/cases", params={"status": "all", "stage": "", "overdue": ""})
+        assert filtered.status_code == 200 and f'href="/cases/{case_id}"' in filtered.text
+        elsewhere = await api.get("/cases", params={"status": "open", "stage": "closed"})
+        assert f'href="/cases/{case_id}"' not in elsewhere.text
 
         page = await api.get(f"/cases/{case_id}")
         assert page.status_code == 200
