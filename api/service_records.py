@@ -1,22 +1,52 @@
-"""Business systems register completed transactions (办件) so they can be rated."""
+"""Business systems register completed transactions (办件) so they can be rated, and ask for rating links.
+
+A rating link (一人一事一码) is for one record: a random token in the URL, never the record number or
+anything about the applicant. Only the system that registered the record may ask for one, and only
+it may fetch that link's QR code again (the link is a credential; the QR code is the same link).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Path, status
+from fastapi.responses import Response
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from api.deps import CurrentApiClient, SessionDep
+from api.deps import CurrentApiClient, SessionDep, SettingsDep
 from api.errors import api_error, error_responses
+from api.params import IdPath
+from models.calendar import load_calendar
+from models.db import utcnow
+from models.deadlines import compute_due
 from models.organisation import Staff, Unit
-from models.services import ServiceChannel, ServiceItem, ServiceRecord, ServiceRecordCreate, ServiceRecordRead
+from models.policy_store import policy_for_unit
+from models.rating_intake import RatingInvitation, RatingLinkIssued, issue_invitation, rated_targets, targets_of
+from models.services import (
+    ServiceChannel,
+    ServiceItem,
+    ServiceRecord,
+    ServiceRecordCreate,
+    ServiceRecordRead,
+    phone_check_digest,
+    phone_tail,
+)
+from pages.citizen.qr import PNG_TYPE, SVG_TYPE, qr_png, qr_svg, rating_url
 
-router = APIRouter(prefix="/api/v1/service-records", tags=["service records"])
+router = APIRouter(tags=["service records"])
+
+RecordNoPath = Annotated[str, Path(min_length=1, max_length=64, description="办件编号")]
 
 
-@router.post("", response_model=ServiceRecordRead, status_code=status.HTTP_201_CREATED, responses=error_responses(409))
+@router.post(
+    "/api/v1/service-records",
+    response_model=ServiceRecordRead,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(409),
+)
 async def register_service_record(
-    body: ServiceRecordCreate, session: SessionDep, api_client: CurrentApiClient
+    body: ServiceRecordCreate, session: SessionDep, settings: SettingsDep, api_client: CurrentApiClient
 ) -> ServiceRecordRead:
     """Register one completed transaction. The calling system becomes its source system."""
     item = (await session.exec(select(ServiceItem).where(ServiceItem.code == body.item_code))).first()
@@ -47,6 +77,11 @@ async def register_service_record(
         service_channel=body.service_channel,
         source_system=api_client.source_system,
         completed_at=body.completed_at,
+        applicant_phone_check=(
+            phone_check_digest(settings.signing_key(), body.record_no, phone_tail(body.applicant_phone))
+            if body.applicant_phone
+            else None
+        ),
     )
     session.add(record)
     try:
@@ -66,3 +101,69 @@ async def register_service_record(
         source_system=record.source_system,
         completed_at=record.completed_at,
     )
+
+
+@router.post(
+    "/api/v1/service-records/{record_no}/rating-link",
+    response_model=RatingLinkIssued,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(409),
+)
+async def issue_rating_link(
+    record_no: RecordNoPath, session: SessionDep, settings: SettingsDep, api_client: CurrentApiClient
+) -> RatingLinkIssued:
+    """A rating link and its QR codes for one of the caller's records, valid for the profile's 补充评价 window."""
+    record = (await session.exec(select(ServiceRecord).where(ServiceRecord.record_no == record_no))).first()
+    # Another system's record looks missing: a link to it is not this caller's to hand out.
+    if record is None or record.source_system != api_client.source_system:
+        raise api_error(404, "unknown_record", f"办件编号 {record_no} 未登记", field="record_no")
+    assert record.id is not None
+    if set(targets_of(record)) <= await rated_targets(session, record.id):
+        raise api_error(409, "already_rated", f"办件 {record_no} 已评价，无需再发评价链接")
+    pinned = await policy_for_unit(session, record.unit_id)
+    now = utcnow()
+    expires_at = compute_due(now, pinned.profile.rating.supplementary, await load_calendar(session)).at
+    invitation, token = issue_invitation(session, record.id, api_client.source_system, expires_at, keep_token=True)
+    await session.commit()
+    base = settings.public_base_url.rstrip("/")
+    return RatingLinkIssued(
+        url=rating_url(settings, token),
+        qr_svg_url=f"{base}/api/v1/rating-invitations/{invitation.id}/qr.svg",
+        qr_png_url=f"{base}/api/v1/rating-invitations/{invitation.id}/qr.png",
+        expires_at=invitation.expires_at,
+    )
+
+
+def _image(kind: str) -> dict[int | str, dict[str, object]]:
+    return {200: {"description": "the rating link as a QR code", "content": {kind: {}}}, **error_responses(410)}
+
+
+@router.get("/api/v1/rating-invitations/{invitation_id}/qr.svg", response_class=Response, responses=_image(SVG_TYPE))
+async def rating_link_qr_svg(
+    invitation_id: IdPath, session: SessionDep, settings: SettingsDep, api_client: CurrentApiClient
+) -> Response:
+    """The QR code of a rating link this system asked for (SVG, for print)."""
+    token = await _own_token(session, invitation_id, api_client.source_system)
+    return Response(qr_svg(rating_url(settings, token)), media_type=SVG_TYPE, headers=_NO_STORE)
+
+
+@router.get("/api/v1/rating-invitations/{invitation_id}/qr.png", response_class=Response, responses=_image(PNG_TYPE))
+async def rating_link_qr_png(
+    invitation_id: IdPath, session: SessionDep, settings: SettingsDep, api_client: CurrentApiClient
+) -> Response:
+    """The QR code of a rating link this system asked for (PNG)."""
+    token = await _own_token(session, invitation_id, api_client.source_system)
+    return Response(qr_png(rating_url(settings, token)), media_type=PNG_TYPE, headers=_NO_STORE)
+
+
+# The image is the link, and the link is a credential: never kept by a cache on the way.
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+async def _own_token(session: SessionDep, invitation_id: int, source_system: str) -> str:
+    invitation = await session.get(RatingInvitation, invitation_id)
+    if invitation is None or invitation.issued_by != source_system or invitation.token_sealed is None:
+        raise api_error(404, "not_found", f"评价链接 {invitation_id} 不存在或无权查看")
+    if invitation.used_at is not None or invitation.expires_at <= utcnow():
+        raise api_error(410, "link_gone", "该评价链接已使用或已过期，请重新申请")
+    return invitation.token_sealed

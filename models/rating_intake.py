@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel
+from pydantic import Field as PydanticField
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel, col, select
@@ -244,6 +246,11 @@ async def _start_case_now(
     await session.commit()
 
 
+def targets_of(record: ServiceRecord) -> list[RatingTarget]:
+    """What a record's rater may rate: the item, and the staff member of a window transaction."""
+    return [RatingTarget.ITEM, RatingTarget.STAFF] if record.staff_id is not None else [RatingTarget.ITEM]
+
+
 async def rated_targets(session: AsyncSession, record_id: int) -> set[RatingTarget]:
     """The targets of a record that have a rating already."""
     found = (await session.exec(select(Rating.target).where(Rating.record_id == record_id))).all()
@@ -288,3 +295,12 @@ async def find_invitation(session: AsyncSession, token: str) -> RatingInvitation
     return (
         await session.exec(select(RatingInvitation).where(RatingInvitation.token_hash == hash_token(token)))
     ).first()
+
+
+class RatingLinkIssued(BaseModel):
+    """Response of POST /api/v1/service-records/{record_no}/rating-link."""
+
+    url: str = PydanticField(description="The rating page for this record; the token in it is the only credential")
+    qr_svg_url: str = PydanticField(description="The link as a QR code (SVG), for the issuing system's key only")
+    qr_png_url: str = PydanticField(description="The link as a QR code (PNG), for the issuing system's key only")
+    expires_at: datetime

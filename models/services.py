@@ -15,6 +15,8 @@ from sqlmodel import Field, SQLModel
 from models.db import UTCDateTime, str_enum, utcnow
 from models.request_body import RequestBody
 
+_PHONE_RE = re.compile(r"^\+?\d[\d\- ]{5,19}$")
+
 
 class ApplicantType(StrEnum):
     INDIVIDUAL = "individual"  # 个人
@@ -73,8 +75,8 @@ class ServiceRecordCreate(RequestBody):
     @field_validator("applicant_phone")
     @classmethod
     def _phone_digits(cls, value: str | None) -> str | None:
-        if value is not None and not _PHONE_RE.match(value):
-            raise ValueError("applicant_phone must be digits, optionally with +, spaces or dashes")
+        if value is not None and not (_PHONE_RE.match(value) and len(re.sub(r"\D", "", value)) >= 7):
+            raise ValueError("applicant_phone must be at least 7 digits, optionally with +, spaces or dashes")
         return value
 
 
@@ -90,7 +92,6 @@ class ServiceRecordRead(BaseModel):
     completed_at: datetime
 
 
-_PHONE_RE = re.compile(r"^\+?\d[\d\- ]{5,19}$")
 PHONE_CHECK_DIGITS = 4
 
 

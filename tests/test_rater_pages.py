@@ -1,4 +1,8 @@
-"""The rater's one-time link: unknown, expired and used links say so plainly; only a hash is stored."""
+"""The rater's one-time link: unknown, expired and used links say so plainly; only a hash is stored.
+
+A used or expired link still shows the case's progress and the answer given (the page is the
+rater's view of their case), but never the form again.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,9 @@ from runtime.seed import DemoCredentials
 from tests.support.http import bad_rating
 
 
-async def _link(db: Database, case_id: int, expires_in: timedelta, used: bool = False) -> str:
+async def _link(
+    db: Database, case_id: int, expires_in: timedelta, used: bool = False, answer: bool | None = None, comment: str = ""
+) -> str:
     token, token_hash = new_token()
     async with db.session() as session:
         session.add(
@@ -24,6 +30,8 @@ async def _link(db: Database, case_id: int, expires_in: timedelta, used: bool = 
                 token_hash=token_hash,
                 expires_at=utcnow() + expires_in,
                 used_at=utcnow() if used else None,
+                answer_satisfied=answer,
+                answer_comment=comment,
             )
         )
         await session.commit()
@@ -37,6 +45,7 @@ async def test_link_states(offline_api: httpx.AsyncClient, demo: DemoCredentials
     expired = await _link(db, case_id, timedelta(minutes=-1))
     response = await offline_api.get(f"/r/{expired}")
     assert response.status_code == 410 and "此链接已过期" in response.text
+    assert "办理进度" in response.text and "已受理" in response.text and 'name="satisfied"' not in response.text
     assert response.headers["cache-control"] == "no-store" and response.headers["referrer-policy"] == "no-referrer"
     assert (await offline_api.post(f"/r/{expired}", data={"satisfied": "yes"})).status_code == 410
 
@@ -55,6 +64,9 @@ async def test_used_link(offline_api: httpx.AsyncClient, demo: DemoCredentials, 
     case_id = (
         await offline_api.post("/api/v1/ratings", json=bad_rating(), headers={"X-API-Key": demo.api_key})
     ).json()["case_id"]
-    used = await _link(db, case_id, timedelta(days=3), used=True)
+    used = await _link(db, case_id, timedelta(days=3), used=True, answer=False, comment="希望再快一些")
     response = await offline_api.get(f"/r/{used}")
     assert response.status_code == 410 and "此链接已使用" in response.text
+    # The answer given, and where the case stands; no form.
+    assert "您的确认：<strong>不满意</strong>" in response.text and "希望再快一些" in response.text
+    assert "企业设立登记" in response.text and 'name="satisfied"' not in response.text
