@@ -57,8 +57,8 @@ async def begin_attempt(session: AsyncSession, window_id: int, client: str) -> W
     """Count this try first, then decide: the attempt, or None when the client is locked out of this window.
 
     The try is committed before the check runs, so parallel guesses all see each other and at most
-    MAX_FAILED_CHECKS of them are ever checked. A refused try is not kept, so the lock ends
-    CHECK_LOCK after the last counted failure however often the client knocks meanwhile.
+    MAX_FAILED_CHECKS of them are ever checked in any CHECK_LOCK. A refused try is not kept, so
+    knocking during the lock does not prolong it.
     """
     now = utcnow()
     await session.exec(
