@@ -67,6 +67,10 @@ RULES: dict[tuple[str, str], set[str] | str] = {
     ("PUT", "/api/v1/regions/{region_code}/policy"): {ADMIN},
     ("GET", "/api/v1/calendar/{year}"): USERS,
     ("PUT", "/api/v1/calendar/{year}"): {ADMIN},
+    # A business system hands out rating links (一人一事一码) for its own records, and their QR codes.
+    ("POST", "/api/v1/service-records/{record_no}/rating-link"): {API_KEY},
+    ("GET", "/api/v1/rating-invitations/{invitation_id}/qr.svg"): {API_KEY},
+    ("GET", "/api/v1/rating-invitations/{invitation_id}/qr.png"): {API_KEY},
 }
 
 # Case steps: who may take each comes from the step table itself.
@@ -86,6 +90,8 @@ PATH_VALUES = {
     "year": "2027",
     "token": "not-a-real-token",
     "request_id": "0a1b2c3d",
+    "record_no": "DEMO-0005",
+    "invitation_id": "1",
 }
 SOON = "2030-01-01T00:00:00+08:00"
 OTHER_OFFICE = {"code": "WH-ZWB", "name": "威海市政务服务管理办公室", "region_code": "370600"}

@@ -17,7 +17,7 @@ from config import Settings
 from models.case.records import Case
 from models.case.vocabulary import Verdict
 from models.db import Database
-from models.users import User
+from models.users import Role, User
 from pages.session import SESSION_COOKIE, csrf_token
 from runtime.seed import DemoCredentials
 from tests.support.http import bad_rating
@@ -42,8 +42,21 @@ CALLERS = {
     REVIEWER: "reviewer",
     ADMIN: "admin",
 }
-PATH_VALUES = {"case_id": "1"}
-FORMS = {"/cases/{case_id}/rater-contact": {"reason": "电话回访"}}
+# user_id names an account none of the callers signs in as: resetting its password ends no session here.
+PATH_VALUES = {
+    "case_id": "1",
+    "user_id": "0",  # set below to the spare account's id
+    "key_id": "1",
+    "code": "national",
+    "region_code": "370600",
+    "year": "2027",
+    "token": "not-a-real-token",
+    "window_code": "NO-SUCH-WINDOW",
+}
+FORMS = {
+    "/cases/{case_id}/rater-contact": {"reason": "电话回访"},
+    "/admin/users/{user_id}/active": {"active": "true"},
+}
 
 
 def _refused(response: httpx.Response) -> bool:
@@ -64,6 +77,10 @@ async def test_page_authorization_matrix(
         case.verdict = Verdict.DISPUTED  # on the appeal path, so the reviewer may see it
         session.add(case)
         await session.commit()
+        spare = User(username="matrix_spare", display_name="备用账户", password_hash="x", role=Role.REVIEWER)
+        session.add(spare)
+        await session.commit()
+        path_values = {**PATH_VALUES, "user_id": str(spare.id)}
         for caller, username in CALLERS.items():
             user = (await session.exec(select(User).where(User.username == username))).one()
             assert user.id is not None
@@ -78,7 +95,7 @@ async def test_page_authorization_matrix(
         elif method != "ANY":
             rules.append((method, path, rule))
     for method, path, rule in sorted(rules, key=lambda r: (r[1], r[0])):
-        url = re.sub(r"\{(\w+)\}", lambda m: PATH_VALUES[m.group(1)], path)
+        url = re.sub(r"\{(\w+)\}", lambda m: path_values[m.group(1)], path)
         for caller in (ANONYMOUS, API_KEY, *CALLERS):
             offline_api.cookies.clear()
             headers = {"X-API-Key": demo.api_key} if caller == API_KEY else {}

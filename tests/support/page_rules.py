@@ -35,4 +35,38 @@ PAGE_RULES: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/ledger.csv"): {SUPERVISOR},
     ("GET", "/reviews"): {REVIEWER},
     ("GET", "/reviews/decided"): {REVIEWER},
+    # The rater's pages: a dynamic code (一人一事一码), a window's static code (一窗一码) and its QR codes.
+    ("GET", "/q/{token}"): PUBLIC,
+    ("POST", "/q/{token}"): PUBLIC,
+    ("GET", "/w/{window_code}"): PUBLIC,
+    ("POST", "/w/{window_code}"): PUBLIC,
+    ("GET", "/w/{window_code}/print"): PUBLIC,
+    ("GET", "/qr/window/{window_code}.svg"): PUBLIC,
+    ("GET", "/qr/window/{window_code}.png"): PUBLIC,
+    # Administration: administrators only.
+    **{
+        (method, path): {ADMIN}
+        for method, path in (
+            ("GET", "/admin/units"),
+            ("POST", "/admin/units"),
+            ("GET", "/admin/users"),
+            ("POST", "/admin/users"),
+            ("GET", "/admin/users/{user_id}"),
+            ("POST", "/admin/users/{user_id}"),
+            ("POST", "/admin/users/{user_id}/active"),
+            ("POST", "/admin/users/{user_id}/password"),
+            ("POST", "/admin/users/{user_id}/unlock"),
+            ("GET", "/admin/api-keys"),
+            ("POST", "/admin/api-keys"),
+            ("POST", "/admin/api-keys/{key_id}/revoke"),
+            ("GET", "/admin/policies"),
+            ("GET", "/admin/policies/{code}"),
+            ("GET", "/admin/policies/{code}/diff"),
+            ("GET", "/admin/policies/{code}/edit"),
+            ("POST", "/admin/policies/{code}/edit"),
+            ("POST", "/admin/regions/{region_code}/policy"),
+            ("GET", "/admin/calendar"),
+            ("POST", "/admin/calendar/{year}"),
+        )
+    },
 }
