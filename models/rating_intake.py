@@ -239,9 +239,13 @@ async def _start_case_now(
     except Exception as exc:  # noqa: BLE001 - Temporal down or slow: the relay takes over
         log.warning("case %s left to the outbox relay: %s", start.workflow_input.case_id, type(exc).__name__)
         return
-    # Spare the relay a start that has happened (were this lost, the relay's start is a harmless repeat).
+    await _mark_dispatched(session, start.outbox.id)
+
+
+async def _mark_dispatched(session: AsyncSession, outbox_id: int | None) -> None:
+    """Spare the relay a start that has happened (were this lost, the relay's start is a harmless repeat)."""
     await session.exec(
-        update(OutboxEntry).where(col(OutboxEntry.id) == start.outbox.id).values(dispatched_at=utcnow(), attempts=1)
+        update(OutboxEntry).where(col(OutboxEntry.id) == outbox_id).values(dispatched_at=utcnow(), attempts=1)
     )
     await session.commit()
 

@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import func, select
 
 import api.auth
-import api.ratings
+import models.rating_intake
 from config import Settings
 from models.audit import AuditEvent
 from models.case.records import Case
@@ -244,10 +244,11 @@ async def test_a_failure_after_the_commit_still_answers_201(
         raise OperationalError("UPDATE outboxentry", {}, ConnectionResetError())
 
     monkeypatch.setattr(unreachable_temporal, "client", temporal_client)
-    monkeypatch.setattr(api.ratings, "start_case_workflow", start_workflow)
-    monkeypatch.setattr(api.ratings, "_mark_dispatched", database_hiccup)
+    # Intake is models/rating_intake.py, shared by the API and the rater's pages.
+    monkeypatch.setattr(models.rating_intake, "start_case_workflow", start_workflow)
+    monkeypatch.setattr(models.rating_intake, "_mark_dispatched", database_hiccup)
 
-    with caplog.at_level(logging.WARNING, logger="api.ratings"):
+    with caplog.at_level(logging.WARNING, logger="models.rating_intake"):
         response = await offline_api.post("/api/v1/ratings", json=bad_rating(), headers={"X-API-Key": demo.api_key})
 
     assert response.status_code == 201, response.text
@@ -256,7 +257,7 @@ async def test_a_failure_after_the_commit_still_answers_201(
     async with db.session() as session:
         outbox = (await session.exec(select(OutboxEntry))).one()
     assert outbox.dispatched_at is None  # the relay starts it again; a second start is harmless
-    logged = [r.getMessage() for r in caplog.records if r.name == "api.ratings"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "models.rating_intake"]
     assert any("OperationalError" in m and str(response.json()["rating_id"]) in m for m in logged), logged
     assert not any(value in m for m in logged for value in RATER.values())
 
