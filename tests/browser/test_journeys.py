@@ -6,6 +6,7 @@ accessibility check on each kind of page once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -18,7 +19,7 @@ from models.db import Database
 from runtime.mail_sink import MailSink
 from runtime.seed import DemoCredentials
 from tests.support.browser import PHONE, LiveServer, check_accessibility, screenshot
-from tests.support.http import RATER, bad_rating
+from tests.support.http import RATER
 from tests.support.journeys import rater_link_in_mail, sign_in, take_step
 from tests.support.waiting import eventually
 
@@ -31,6 +32,16 @@ async def _case_stage(db: Database, case_id: int) -> tuple[Stage, int, Outcome |
     async with db.session() as session:
         case = (await session.exec(select(Case).where(Case.id == case_id))).one()
         return case.stage, case.round, case.outcome
+
+
+RATING_COMMENT = "窗口排队两个小时，材料被退回三次"
+
+
+async def _started_case(db: Database) -> int | None:
+    """The id of the one case, once its workflow has started."""
+    async with db.session() as session:
+        case = (await session.exec(select(Case))).first()
+        return case.id if case is not None and case.workflow_started_at is not None else None
 
 
 async def _handle_to_feedback(clerk: Page, case_url: str, *, first_round: bool) -> None:
@@ -54,15 +65,28 @@ async def test_rater_clerk_and_reopened_case(
     live_server: LiveServer, demo: DemoCredentials, mailbox: MailSink, db: Database, new_page: NewPage
 ) -> None:
     base = live_server.url
-    created = await live_server.api.post("/api/v1/ratings", json=bad_rating(), headers={"X-API-Key": demo.api_key})
-    assert created.status_code == 201, created.text
-    case_id = created.json()["case_id"]
-
-    async def started() -> bool:
-        async with db.session() as session:
-            return (await session.get(Case, case_id)).workflow_started_at is not None  # type: ignore[union-attr]
-
-    await eventually(started)
+    # The hall's system asks for the transaction's own code (一人一事一码); the rater scans it on a phone.
+    issued = await live_server.api.post(
+        "/api/v1/service-records/DEMO-0001/rating-link", headers={"X-API-Key": demo.api_key}
+    )
+    assert issued.status_code == 201, issued.text
+    assert issued.json()["url"].startswith(f"{base}/q/")
+    rater = await new_page("rater", PHONE)
+    await rater.goto(issued.json()["url"])
+    await expect(rater.get_by_role("heading", level=1)).to_be_visible()
+    await screenshot(rater, "rating-form")
+    await check_accessibility(rater)
+    levels = rater.get_by_role("group", name=re.compile("您对本次办事的总体评价"))
+    await levels.get_by_label("非常不满意", exact=True).check()  # the Yantai profile's words for the level
+    await rater.get_by_label("评价内容").fill(RATING_COMMENT)
+    await rater.get_by_label("实名评价").check()
+    await rater.get_by_label("电话").fill(RATER["phone"])
+    await rater.get_by_label("电子邮箱").fill(RATER["email"])
+    await rater.get_by_role("button", name="提交评价").click()
+    await expect(rater.locator("body")).to_contain_text("接下来会怎样")
+    await screenshot(rater, "thanks")
+    await check_accessibility(rater)
+    case_id = await eventually(lambda: _started_case(db))
 
     clerk = await new_page("clerk")
     await sign_in(clerk, base, "scj_staff", demo.passwords["scj_staff"])
@@ -76,7 +100,6 @@ async def test_rater_clerk_and_reopened_case(
     await _handle_to_feedback(clerk, f"{base}/cases/{case_id}", first_round=True)
     await screenshot(clerk, "case-fed-back")
 
-    rater = await new_page("rater", PHONE)
     await rater.goto(await rater_link_in_mail(mailbox, RATER["email"]))
     await screenshot(rater, "status-page")
     await check_accessibility(rater)
@@ -106,3 +129,7 @@ async def test_rater_clerk_and_reopened_case(
     await clerk.goto(f"{base}/cases/{case_id}")
     await expect(clerk.locator("body")).to_contain_text("评价人满意")
     await screenshot(clerk, "case-closed")
+    # One case for the one rating, and one result email per round: nothing doubled by the pages.
+    async with db.session() as session:
+        assert len((await session.exec(select(Case))).all()) == 1
+    assert len(mailbox.to(RATER["email"])) == 2
