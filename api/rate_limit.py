@@ -1,4 +1,4 @@
-"""Per-client rate limits on the public routes (login, the rater's pages).
+"""Per-client rate limits on the public routes (sign-in, the rater's pages and QR codes).
 
 A fixed one-minute window per (client address, route group), kept in this process's memory: with
 several API processes each enforces its own share. Enough to stop a script hammering one process;
@@ -11,9 +11,18 @@ import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
-PUBLIC_PREFIXES = ("/r/", "/api/v1/auth/token")
+PUBLIC_PREFIXES = ("/r/", "/q/", "/w/", "/qr/", "/login", "/api/v1/auth/token")
+_API_PREFIX = "/api/"
+_TOO_MANY = "请求过于频繁，请稍后再试"
+# A person on a page gets a page, not JSON; it needs nothing from the app (no template, no database).
+_TOO_MANY_PAGE = (
+    '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
+    '<meta name="viewport" content="width=device-width, initial-scale=1"><title>请稍后再试 · 政务服务好差评</title>'
+    '<link rel="stylesheet" href="/static/app.css"></head><body class="narrow"><main id="main">'
+    f"<h1>请稍后再试</h1><p>{_TOO_MANY}（约一分钟后）。</p></main></body></html>"
+)
 _MAX_TRACKED = 100_000
 
 
@@ -37,9 +46,10 @@ class PublicRateLimiter:
         group = next((p for p in PUBLIC_PREFIXES if request.url.path.startswith(p)), None)
         client = request.client.host if request.client else "unknown"
         if group is not None and not self.allow(client, group):
+            headers = {"Retry-After": "60"}
+            if not group.startswith(_API_PREFIX):
+                return HTMLResponse(_TOO_MANY_PAGE, status_code=429, headers=headers)
             return JSONResponse(
-                status_code=429,
-                content={"detail": {"code": "rate_limited", "message": "请求过于频繁，请稍后再试"}},
-                headers={"Retry-After": "60"},
+                status_code=429, content={"detail": {"code": "rate_limited", "message": _TOO_MANY}}, headers=headers
             )
         return await call_next(request)

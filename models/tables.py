@@ -12,9 +12,11 @@ from models.organisation import Region, Staff, Unit
 from models.outbox import OutboxEntry
 from models.policy_store import PolicyVersion
 from models.rater_links import RaterLink
+from models.rating_intake import RatingInvitation
 from models.ratings import Rating
 from models.services import ServiceItem, ServiceRecord
 from models.users import ApiKey, User
+from models.windows import ServiceWindow, WindowCheckAttempt
 
 metadata = SQLModel.metadata
 
@@ -31,11 +33,14 @@ __all__ = [
     "PolicyVersion",
     "RaterLink",
     "Rating",
+    "RatingInvitation",
     "Region",
     "ServiceItem",
     "ServiceRecord",
+    "ServiceWindow",
     "Staff",
     "Unit",
     "User",
+    "WindowCheckAttempt",
     "metadata",
 ]

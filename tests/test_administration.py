@@ -121,6 +121,13 @@ async def test_public_routes_are_rate_limited_per_client(
     async with api_client(limited, db, unreachable_temporal) as api:
         answers = [(await api.get("/r/some-token")).status_code for _ in range(4)]
         assert answers == [404, 404, 404, 429]
+        # Each public group has its own count; a person on a page is answered with a page.
+        for path in ("/w/NO-SUCH-WINDOW", "/q/not-a-real-token", "/login"):
+            answers = [(await api.get(path)).status_code for _ in range(3)]
+            assert 429 not in answers, (path, answers)
+            refused = await api.get(path)
+            assert refused.status_code == 429 and refused.headers["content-type"].startswith("text/html"), path
+            assert "请稍后再试" in refused.text and refused.headers["retry-after"] == "60"
         # Authenticated API routes are not throttled by it.
         admin = {"X-API-Key": demo.api_key}
         assert (await api.post("/api/v1/ratings", json=bad_rating(), headers=admin)).status_code == 201
