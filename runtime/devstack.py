@@ -135,7 +135,7 @@ def main() -> None:
         print(f"▶ policy profiles loaded: {', '.join(added)}", flush=True)
     if asyncio.run(database_is_empty(db)):
         print("▶ empty database: loading the demo dataset", flush=True)
-        creds = asyncio.run(seed_demo(db))
+        creds = asyncio.run(seed_demo(db, settings))
         cred_path = _write_credentials(settings, creds)
         print("  demo logins (also saved in", cred_path, "):")
         for user, password in creds.passwords.items():

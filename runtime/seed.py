@@ -8,18 +8,19 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import func, select
 
-from config import get_settings
+from config import Settings, get_settings
 from models.credentials import hash_password, new_api_key
 from models.db import Database
 from models.organisation import Region, Staff, Unit
 from models.policy_store import sync_policy_files
 from models.rating_intake import issue_invitation
-from models.services import ApplicantType, ServiceChannel, ServiceItem, ServiceRecord
+from models.services import ApplicantType, ServiceChannel, ServiceItem, ServiceRecord, phone_check_digest
 from models.users import ApiKey, Role, User
 from models.windows import ServiceWindow
 
 DEMO_SOURCE_SYSTEM = "demo-hall"
 DEMO_WINDOW = "YT-SCJ-01"
+DEMO_PHONE_TAIL = "1234"  # the applicant phone of every demo record ends so (一窗一码 check)
 DEMO_INVITED_RECORD = "DEMO-0007"  # a window transaction the README tour leaves alone
 
 # (username, display name, role, unit code, email)
@@ -48,9 +49,10 @@ async def database_is_empty(db: Database) -> bool:
         return (await session.exec(select(func.count()).select_from(Unit))).one() == 0
 
 
-async def seed_demo(db: Database) -> DemoCredentials:
+async def seed_demo(db: Database, settings: Settings | None = None) -> DemoCredentials:
     """The policy profiles, a region (Yantai rules), a management office supervising two units, items, staff,
-    records and one user per role."""
+    records (each with an applicant phone ending in DEMO_PHONE_TAIL, for the window code) and one user per role."""
+    settings = settings or get_settings()
     creds = DemoCredentials()
     async with db.session() as session:
         await sync_policy_files(session)
@@ -101,6 +103,7 @@ async def seed_demo(db: Database) -> DemoCredentials:
                 service_channel=channel,
                 source_system=DEMO_SOURCE_SYSTEM,
                 completed_at=now - timedelta(hours=n),
+                applicant_phone_check=phone_check_digest(settings.signing_key(), record_no, DEMO_PHONE_TAIL),
             )
             session.add(records[record_no])
             creds.record_nos.append(record_no)
@@ -130,14 +133,15 @@ async def seed_demo(db: Database) -> DemoCredentials:
         )
         creds.api_key = full_key
         await session.commit()
-    _announce_rating_pages(creds)
+    _announce_rating_pages(creds, settings)
     return creds
 
 
-def _announce_rating_pages(creds: DemoCredentials) -> None:
+def _announce_rating_pages(creds: DemoCredentials, settings: Settings) -> None:
     """The rater's entry points, printed with the rest of the startup output of `make run`."""
-    base = get_settings().public_base_url.rstrip("/")
+    base = settings.public_base_url.rstrip("/")
     print(
-        f"  demo window code (一窗一码): {base}/w/{creds.window_code}  (printable: {base}/w/{creds.window_code}/print)"
+        f"  demo window code (一窗一码): {base}/w/{creds.window_code}  (printable: {base}/w/{creds.window_code}/print;"
+        f" any DEMO-000n record, phone ending {DEMO_PHONE_TAIL})"
     )
     print(f"  demo rating link (一人一事一码, {DEMO_INVITED_RECORD}): {base}/q/{creds.rating_token}")

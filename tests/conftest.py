@@ -98,9 +98,9 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
 
 
 @pytest_asyncio.fixture
-async def demo(db: Database) -> DemoCredentials:
+async def demo(db: Database, settings: Settings) -> DemoCredentials:
     """The demo dataset: units under a management office, records DEMO-0001.., one user per role."""
-    return await seed_demo(db)
+    return await seed_demo(db, settings)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

@@ -23,7 +23,7 @@ from models.ratings import Rating, RatingChannel, RatingTarget
 from models.services import ServiceRecord
 from models.windows import WindowCheckAttempt
 from pages.citizen.qr import qr_png, qr_svg
-from runtime.seed import DEMO_WINDOW, DemoCredentials
+from runtime.seed import DEMO_PHONE_TAIL, DEMO_WINDOW, DemoCredentials
 from runtime.temporal import TemporalConnection
 from tests.support.case_driver import use_policy
 from tests.support.http import RATER, csrf_of, login
@@ -367,3 +367,15 @@ async def test_the_case_page_shows_progress_and_hides_the_handling(
         assert "核实：" in again.text and 'name="satisfied"' not in again.text
         for secret in hidden:
             assert secret not in again.text, secret
+
+
+async def test_demo_records_answer_the_window_check(offline_api: httpx.AsyncClient, demo: DemoCredentials) -> None:
+    """The README tour rates through the demo window with any demo record and the phone ending DEMO_PHONE_TAIL."""
+    page = await offline_api.get(f"/w/{demo.window_code}")
+    assert page.status_code == 200
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+    answer = await offline_api.post(
+        f"/w/{demo.window_code}", data={"record_no": "DEMO-0004", "phone_tail": DEMO_PHONE_TAIL, "csrf": csrf.group(1)}
+    )
+    assert answer.status_code == 303 and answer.headers["location"].startswith("/q/"), answer.text

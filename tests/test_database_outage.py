@@ -134,7 +134,7 @@ async def test_ratings_through_a_database_restart(cluster: PrivateCluster, tmp_p
     db = Database(settings.async_sqlalchemy_url)
     temporal = TemporalConnection(settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"}))
     try:
-        demo = await seed_demo(db)
+        demo = await seed_demo(db, settings)
         record_nos = await _add_records(db, REQUESTS)
         headers = {"X-API-Key": demo.api_key}
         answers: list[tuple[str, bool, httpx.Response]] = []
