@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 import httpx
 from sqlmodel import col, select
@@ -10,7 +11,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from config import Settings
 from models.audit import AuditEvent
+from models.case.steps import STEPS
 from models.db import Database
+from models.deadlines import CHINA_TZ, ChineseStatutoryCalendar
+from pages.render import due_time, time_left_zh
+from pages.step_forms import FIELD_LABELS, form_fields
 from runtime.seed import DemoCredentials
 from tests.support.http_case import case_at_work
 from tests.support.pages import form_csrf, page_login, post_step
@@ -121,11 +126,6 @@ async def test_another_units_case_looks_missing(
 
 
 def test_a_midnight_deadline_reads_as_the_day_before_at_24_00() -> None:
-    from datetime import datetime
-
-    from models.deadlines import CHINA_TZ, ChineseStatutoryCalendar
-    from pages.render import due_time, time_left_zh
-
     due = datetime(2026, 11, 27, 0, 0, tzinfo=CHINA_TZ)
     assert due_time(due) == "2026-11-26 24:00"
     assert due_time(datetime(2026, 11, 27, 9, 30, tzinfo=CHINA_TZ)) == "2026-11-27 09:30"
@@ -137,3 +137,12 @@ def test_a_midnight_deadline_reads_as_the_day_before_at_24_00() -> None:
     )
     late = datetime(2026, 11, 20, 0, 0, tzinfo=CHINA_TZ)  # ended Thursday 19th 24:00; Friday 20th and Monday 23rd late
     assert time_left_zh(late, ChineseStatutoryCalendar(), now) == "已超期 2 个工作日"
+
+
+def test_every_step_field_has_a_chinese_label_and_a_widget() -> None:
+    """A step added to the table gets a form; only a new field name needs its label (pages/step_forms.py)."""
+    for step in STEPS:
+        for spec in form_fields(step.fields, units=[(3, "人社局")]):
+            assert spec.name in FIELD_LABELS, f"step {step.name}: field {spec.name} has no label in FIELD_LABELS"
+            if spec.kind in ("choice", "yesno", "unit"):
+                assert spec.choices and all(text for _, text in spec.choices), (step.name, spec.name)
