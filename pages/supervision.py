@@ -1,4 +1,4 @@
-"""Supervisors' pages (督办): the board of overdue cases, requests awaiting approval, the ledger, CSV exports.
+"""Supervisors' pages (督办): the board of overdue cases and requests awaiting approval, with its CSV export.
 
 Which cases a supervisor sees is the API's scope (api/cases/scope.py); this module only adds the
 board's and the ledger's own conditions to it. Every step (remind, reassign, extend, instruct,
@@ -7,14 +7,12 @@ approve) is a form on the case page (pages/cases.py), which each row links to.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
 from typing import Annotated, Any, Literal
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -25,18 +23,17 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.cases.scope import scope_conditions, summary_query
-from api.deps import SessionDep, audit_user_action, visible_unit_ids
+from api.deps import SessionDep, visible_unit_ids
 from api.params import MAX_ID, MAX_OFFSET
 from models.calendar import load_calendar
 from models.case.records import Case, CaseEvent
 from models.case.vocabulary import DEADLINE_LABELS_ZH, STAGE_LABELS_ZH, TERMINAL_STAGES, DeadlineView, Stage
-from models.db import utcnow
-from models.deadlines import CHINA_TZ
 from models.organisation import Unit
 from models.policy import DeadlineName
 from models.roles import Role
 from models.users import User
 from pages import words
+from pages.csv_export import audit_export, csv_response
 from pages.render import ROLE_LABELS_ZH, china_time, render, time_left_zh
 from pages.routing import PageRoute
 from pages.session import PageUser
@@ -97,7 +94,7 @@ async def unit_choices(session: AsyncSession, user: User) -> list[tuple[int, str
     return [(uid, name) for uid, name in (await session.exec(query)).all() if uid is not None]
 
 
-def _after(event: Any, actions: Sequence[str], pick: Callable[[Any], Any] = lambda e: e.id) -> Any:
+def after_events(event: Any, actions: Sequence[str], pick: Callable[[Any], Any] = lambda e: e.id) -> Any:
     """A correlated subquery over the same case's events after `event` that have one of these actions."""
     later = aliased(CaseEvent)
     return select(pick(later)).where(
@@ -105,40 +102,8 @@ def _after(event: Any, actions: Sequence[str], pick: Callable[[Any], Any] = lamb
     )
 
 
-def _deadlines(case: Case, name: DeadlineName) -> list[DeadlineView]:
+def deadlines_named(case: Case, name: DeadlineName) -> list[DeadlineView]:
     return [view for view in map(DeadlineView.model_validate, case.deadlines) if view.name == name]
-
-
-# A cell starting like this is a formula to Excel (CSV injection): a leading quote keeps it text.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    return f"'{text}" if text.startswith(_FORMULA_START) else text
-
-
-def csv_response(name: str, header: str, rows: Sequence[Sequence[object]]) -> Response:
-    """UTF-8 with a BOM, which Excel in China needs to read it as Unicode; a Chinese file name, an ASCII fallback."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(header.split())
-    writer.writerows([csv_cell(value) for value in row] for row in rows)
-    stamp = utcnow().astimezone(CHINA_TZ).strftime("%Y%m%d-%H%M")
-    disposition = f"attachment; filename=\"hcp-{stamp}.csv\"; filename*=UTF-8''{quote(f'{name}-{stamp}.csv')}"
-    return Response(
-        ("\ufeff" + buffer.getvalue()).encode("utf-8"),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": disposition, "Cache-Control": "no-store"},
-    )
-
-
-async def _audit_export(session: AsyncSession, request: Request, user: User, what: str, filters: dict[str, Any],
-                        rows: int, total: int) -> None:  # fmt: skip
-    """An export takes case data off the system: who took which view, and how many rows."""
-    after = {"filters": {k: v for k, v in filters.items() if v != ""}, "rows": rows, "total": total}
-    audit_user_action(session, request, user, f"export.{what}", "case_list", what, unit_id=user.unit_id, after=after)
-    await session.commit()
 
 
 # ---- the board (督办看板) --------------------------------------------------------------------------
@@ -205,7 +170,7 @@ async def board_csv(
          r.case.escalation_rung, china_time(r.case.next_due_at), r.time_left, china_time(r.case.opened_at))
         for r in rows
     ]  # fmt: skip
-    await _audit_export(session, request, user, "board", filters, len(cells), total)
+    await audit_export(session, request, user, "board", filters, len(cells), total)
     return csv_response(
         "督办看板", "工单编号 事项名称 办件编号 承办单位 办理阶段 轮次 督办级别 最近办理期限 剩余时间 生成时间", cells
     )
@@ -245,7 +210,7 @@ async def _pending(session: AsyncSession, user: User, unit_id: int | Literal[""]
             summary_query()
             .add_columns(asked)
             .join(asked, col(asked.case_id) == Case.id)
-            .where(col(asked.action) == kind, ~exists(_after(asked, (kind, *settled_by, *_DROPPED_BY))))
+            .where(col(asked.action) == kind, ~exists(after_events(asked, (kind, *settled_by, *_DROPPED_BY))))
             .where(col(Case.stage).in_(stages), *scope)
             .order_by(col(asked.id))
             .limit(PENDING_LIMIT)
@@ -261,99 +226,7 @@ def _request_terms(case: Case, event: CaseEvent) -> tuple[datetime | None, str]:
     if event.action == "cannot_rectify_requested":
         return case.next_due_at, f"原因：{event.data.get('reasons', '')}"
     name = DeadlineName(event.data["deadline"])
-    running = [view for view in _deadlines(case, name) if view.state in ("running", "overdue")]
+    running = [view for view in deadlines_named(case, name) if view.state in ("running", "overdue")]
     asked_due = china_time(datetime.fromisoformat(event.data["new_due_at"]))
     detail = f"{DEADLINE_LABELS_ZH[name]}时限延至 {asked_due}；理由：{event.data.get('reason', '')}"
     return (running[-1].due_at if running else case.next_due_at), detail
-
-
-# ---- the ledger (整改台账) -------------------------------------------------------------------------
-
-
-@dataclass
-class LedgerRow:
-    listed: Listed
-    event: CaseEvent  # the 列入台账 event: the plan and the due date the unit set
-    set_due: datetime
-    extended_due: datetime | None  # the ledger deadline now, when a supervisor moved it
-    state: LedgerState
-    rectified_at: datetime | None
-
-
-async def _ledger(session: AsyncSession, user: User, unit_id: int | Literal[""], state: LedgerState | Literal[""],
-                  limit: int, offset: int) -> tuple[int, list[LedgerRow]]:  # fmt: skip
-    """Each case's latest 列入台账 and where it stands now, filtered by unit and state in SQL."""
-    led = aliased(CaseEvent)
-    rectified = exists(_after(led, ("rectified",)))
-    cancelled = exists(_after(led, ("reassigned", "cannot_rectify_approved")))
-    late = col(Case.overdue) == True  # noqa: E712 - on the ledger, the ledger deadline is the only one running
-    by_state: dict[str, list[Any]] = {
-        "": [],
-        "rectified": [rectified],
-        "cancelled": [~rectified, cancelled],
-        "overdue": [~rectified, ~cancelled, late],
-        "on_time": [~rectified, ~cancelled, ~late],
-    }
-    conditions = [*await scope_conditions(session, user), col(led.action) == "ledgered", *by_state[state]]
-    conditions.append(~exists(_after(led, ("ledgered",))))
-    if unit_id != "":
-        conditions.append(Case.unit_id == unit_id)
-    count = select(func.count()).select_from(Case).join(led, col(led.case_id) == Case.id).where(*conditions)
-    total = (await session.exec(count)).one()
-    rectified_at = _after(led, ("rectified",), pick=lambda e: func.min(e.at)).scalar_subquery()
-    query = (
-        summary_query()
-        .add_columns(led, cancelled.label("cancelled"), rectified_at.label("rectified_at"))
-        .join(led, col(led.case_id) == Case.id)
-        .where(*conditions)
-        .order_by(col(led.id).desc())
-        .limit(limit)
-        .offset(offset)
-    )
-    calendar = await load_calendar(session)
-    rows = []
-    for *summary, event, was_cancelled, done_at in (await session.exec(query)).all():
-        case: Case = summary[0]
-        row_state: LedgerState = "rectified" if done_at else "cancelled" if was_cancelled else "on_time"
-        row_state = "overdue" if row_state == "on_time" and case.overdue else row_state
-        set_due = datetime.fromisoformat(event.data["due_at"])
-        views = _deadlines(case, DeadlineName.RECTIFICATION_LEDGER_MAX) if event.round == case.round else []
-        now_due = views[-1].due_at if views else set_due
-        left = time_left_zh(now_due, calendar) if row_state in ("on_time", "overdue") else ""
-        extended = now_due if now_due != set_due else None
-        rows.append(LedgerRow(Listed.of(summary, left), event, set_due, extended, row_state, done_at))
-    return total, rows
-
-
-@router.get("/ledger", response_class=HTMLResponse)
-async def ledger(
-    request: Request, session: SessionDep, user: SupervisorUser, unit_id: IdFilter = "",
-    state: LedgerState | Literal[""] = "", page: PageNumber = 1,
-) -> HTMLResponse:  # fmt: skip
-    """整改台账: rectifications the units put on the ledger, their plans, due dates and where they stand."""
-    total, rows = await _ledger(session, user, unit_id, state, PAGE_SIZE, (page - 1) * PAGE_SIZE)
-    filters = {"unit_id": unit_id, "state": state}
-    return render(
-        request, "supervision/ledger.html.j2", title="整改台账", rows=rows, total=total, page=page,
-        pages=max(1, -(-total // PAGE_SIZE)), filters=filters, query=query_string(**filters),
-        units=await unit_choices(session, user), states=list(words.LEDGER_STATE_LABELS_ZH.items()),
-        state_label=words.LEDGER_STATE_LABELS_ZH.get,
-    )  # fmt: skip
-
-
-@router.get("/ledger.csv")
-async def ledger_csv(
-    request: Request, session: SessionDep, user: SupervisorUser, unit_id: IdFilter = "",
-    state: LedgerState | Literal[""] = "",
-) -> Response:  # fmt: skip
-    """The ledger as filtered, for Excel; the export is audited."""
-    total, rows = await _ledger(session, user, unit_id, state, EXPORT_LIMIT, 0)
-    cells = [
-        (r.listed.case.id, r.listed.item_name, r.listed.record_no, r.listed.unit_name, r.event.data.get("plan", ""),
-         china_time(r.set_due), china_time(r.extended_due), words.LEDGER_STATE_LABELS_ZH[r.state],
-         china_time(r.event.at), china_time(r.rectified_at))
-        for r in rows
-    ]  # fmt: skip
-    await _audit_export(session, request, user, "ledger", {"unit_id": unit_id, "state": state}, len(cells), total)
-    header = "工单编号 事项名称 办件编号 承办单位 整改计划 单位设定的整改期限 延期后的整改期限 状态 列入台账时间 整改完成时间"
-    return csv_response("整改台账", header, cells)

@@ -21,7 +21,7 @@ from models.audit import AuditEvent
 from models.db import Database
 from models.notifications import Notification
 from models.organisation import Unit
-from pages.supervision import csv_cell
+from pages.csv_export import csv_cell
 from runtime.seed import DemoCredentials
 from tests.support.db import case_events, case_row
 from tests.support.http_case import VERIFIED, case_at_work, take_steps
