@@ -20,7 +20,7 @@ from runtime.mail_sink import MailSink
 from runtime.seed import DemoCredentials
 from tests.support.browser import PHONE, LiveServer, check_accessibility, screenshot
 from tests.support.http import RATER
-from tests.support.journeys import rater_link_in_mail, sign_in, take_step
+from tests.support.journeys import rater_link_in_mail, sign_in_by_keyboard, take_step
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.browser
@@ -89,7 +89,7 @@ async def test_rater_clerk_and_reopened_case(
     case_id = await eventually(lambda: _started_case(db))
 
     clerk = await new_page("clerk")
-    await sign_in(clerk, base, "scj_staff", demo.passwords["scj_staff"])
+    await sign_in_by_keyboard(clerk, base, "scj_staff", demo.passwords["scj_staff"])
     await expect(clerk.get_by_role("heading", level=1)).to_have_text("待办工单")
     await screenshot(clerk, "inbox")
     await check_accessibility(clerk)

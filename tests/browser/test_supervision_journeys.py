@@ -7,6 +7,7 @@ falls overdue on the real clock); everything the supervisor and the reviewer do 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -18,12 +19,13 @@ from models.case.records import Case, CaseEvent
 from models.case.vocabulary import Outcome, Stage
 from models.db import Database
 from models.ratings import Rating
+from runtime.mail_sink import MailSink, message_text
 from runtime.seed import DemoCredentials
 from tests.support.browser import LiveServer, check_accessibility, screenshot
 from tests.support.http import login
 from tests.support.http_case import VERIFIED, open_case, take_steps
 from tests.support.journeys import sign_in, take_step
-from tests.support.waiting import eventually
+from tests.support.waiting import delivered, eventually
 
 pytestmark = pytest.mark.browser
 
@@ -44,7 +46,7 @@ async def _events(db: Database, case_id: int, action: str) -> int:
 
 
 async def test_supervisor_chases_an_overdue_case(
-    live_server: LiveServer, demo: DemoCredentials, db: Database, new_page: NewPage
+    live_server: LiveServer, demo: DemoCredentials, db: Database, mailbox: MailSink, new_page: NewPage
 ) -> None:
     base, api = live_server.url, live_server.api
     staff = await login(api, "scj_staff", demo.passwords["scj_staff"])
@@ -67,8 +69,19 @@ async def test_supervisor_chases_an_overdue_case(
         clerk, "extension-requests", {"延期的时限": "台账整改", "新的期限": tomorrow, "理由": "设备采购需走招标程序"}
     )
 
+    # The request reaches the supervisor by email; its link opens the case page, after signing in.
+    mail = (await delivered(mailbox, "supervisor@hcp.localhost", subject="延期申请"))[-1]
+    link = re.search(r"(https?://\S+/cases/\d+)", message_text(mail))
+    assert link is not None and link.group(1) == f"{base}/cases/{case_id}", message_text(mail)
     supervisor = await new_page("supervisor")
-    await sign_in(supervisor, base, "supervisor", demo.passwords["supervisor"])
+    await supervisor.goto(link.group(1))
+    await expect(supervisor.get_by_role("heading", level=1)).to_have_text("工作人员登录")
+    await supervisor.get_by_label("用户名").fill("supervisor")
+    await supervisor.get_by_label("密码").fill(demo.passwords["supervisor"])
+    await supervisor.get_by_role("button", name="登录").click()
+    await expect(supervisor.get_by_role("heading", level=1)).to_contain_text(f"工单 #{case_id}")
+
+    await supervisor.goto(f"{base}/")
     await expect(supervisor.get_by_role("heading", level=1)).to_have_text("督办看板")
     overdue_rows = supervisor.locator("#overdue ~ div table")
     await expect(overdue_rows.get_by_role("link", name=f"#{case_id}")).to_be_visible()

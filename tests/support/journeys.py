@@ -19,6 +19,18 @@ async def sign_in(page: Page, base_url: str, username: str, password: str) -> No
     await expect(page.get_by_role("button", name="退出登录")).to_be_visible()
 
 
+async def sign_in_by_keyboard(page: Page, base_url: str, username: str, password: str) -> None:
+    """Sign in without a mouse: the name field has the focus, Tab to the password, Enter to send."""
+    await page.goto(f"{base_url}/login")
+    await expect(page.get_by_label("用户名")).to_be_focused()
+    await page.keyboard.type(username)
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_label("密码")).to_be_focused()
+    await page.keyboard.type(password)
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("button", name="退出登录")).to_be_visible()
+
+
 async def take_step(
     page: Page, step: str, fields: dict[str, str], *, choices: dict[str, str] | None = None
 ) -> list[str]:
