@@ -32,8 +32,11 @@ from api.idempotency import check_key, claim, fingerprint, replay, settle
 from api.params import IdPath
 from models.case.records import Case
 from models.idempotency import IdempotentResponse
+from models.policy import TagCatalogue
+from models.policy_store import policy_for_unit
 from models.privacy import mask_email, mask_name, mask_phone
-from models.rating_intake import AlreadyRated, NoStaffToRate, RatingFields, accept_ratings, check_targets
+from models.rating_codes import CodeRefused, read_rating
+from models.rating_intake import AlreadyRated, NoStaffToRate, accept_ratings, check_targets
 from models.ratings import Rating, RatingAccepted, RatingCreate, RatingRead, RatingTarget
 from models.services import ServiceRecord
 
@@ -46,7 +49,13 @@ _IDEMPOTENCY_HEADER = Header(alias="Idempotency-Key", description="Retry-safe ke
     "",
     response_model=RatingAccepted,
     status_code=status.HTTP_201_CREATED,
-    responses={404: {"description": "unknown service record"}, 409: {"description": "target already rated"}},
+    responses={
+        404: {"description": "unknown service record"},
+        409: {"description": "target already rated"},
+        422: {
+            "description": "invalid request, or a code the calling source's tables lack (field, value, source named)"
+        },
+    },
 )
 async def submit_rating(
     body: RatingCreate,
@@ -66,7 +75,12 @@ async def submit_rating(
     record = (await session.exec(select(ServiceRecord).where(ServiceRecord.record_no == body.record_no))).first()
     if record is None:
         raise api_error(404, "unknown_record", f"办件编号 {body.record_no} 未登记", field="record_no")
-    fields = RatingFields.of(body)
+    # The region's tag catalogue is looked up only when there are tags: intake stays one query cheaper without.
+    tags = (await policy_for_unit(session, record.unit_id)).profile.tags if body.tag_codes else TagCatalogue()
+    try:
+        fields = read_rating(body, api_client.source_system, tags)
+    except CodeRefused as refused:
+        raise api_error(422, refused.code, refused.message, field=refused.field) from None
     try:
         check_targets(record, [fields])
     except NoStaffToRate:

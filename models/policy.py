@@ -9,14 +9,15 @@ deadlines of a running case.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal, cast
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
 
 from models.deadlines import DeadlineSpec
 from models.office_hours import OfficeHours
 
 LEVELS = ("very_satisfied", "satisfied", "basically_satisfied", "dissatisfied", "very_dissatisfied")
+Level = Literal["very_satisfied", "satisfied", "basically_satisfied", "dissatisfied", "very_dissatisfied"]
 
 
 class DeadlineName(StrEnum):
@@ -50,7 +51,7 @@ class DeadlineRule(BaseModel):
 
 
 class LevelRule(BaseModel):
-    level: Literal["very_satisfied", "satisfied", "basically_satisfied", "dissatisfied", "very_dissatisfied"]
+    level: Level
     label: str = Field(min_length=1, max_length=20)
     score: float = Field(ge=0, le=100)
     bad: bool
@@ -91,6 +92,25 @@ class AnonymousRules(BaseModel):
     source: str = Field(min_length=1)
 
 
+TagNumber = Annotated[str, StringConstraints(pattern=r"^[0-9]{2}$")]
+TagLabel = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+
+
+class TagCatalogue(BaseModel):
+    """测评内容: the tags a rater may pick at each level, numbered 01–99 within the level.
+
+    On the wire a tag is three digits (测评内容代码): the level's code in the sending system's own
+    satisfaction table, then the tag's number here. So 501 from a GB/T 39046 system and 101 from a
+    provincial one are the same 非常不满意 tag 01 (models/rating_codes.py).
+    """
+
+    levels: dict[Level, dict[TagNumber, TagLabel]] = Field(default_factory=dict)
+    source: str = Field(default="system default: no tags", min_length=1)
+
+    def label(self, level: str, number: str) -> str | None:
+        return self.levels.get(cast(Level, level), {}).get(number)
+
+
 class PolicyProfile(BaseModel):
     code: str = Field(pattern=r"^[a-z][a-z0-9_-]{1,31}$")
     name: str = Field(min_length=1, max_length=100)
@@ -111,6 +131,7 @@ class PolicyProfile(BaseModel):
     office_hours: OfficeHours = Field(
         default_factory=OfficeHours, description="When reminders and escalation notices may reach a unit"
     )
+    tags: TagCatalogue = Field(default_factory=TagCatalogue, description="测评内容: the content tags of each level")
 
     @model_validator(mode="after")
     def _complete(self) -> PolicyProfile:

@@ -72,9 +72,12 @@ class RatingFields:
     rater_name: str | None = None
     rater_phone: str | None = None
     rater_email: str | None = None
+    submitted_at: datetime | None = None  # when the rater rated, if the source says (an import); else now
 
     @classmethod
     def of(cls, body: RatingCreate) -> RatingFields:
+        """A body by level and channel name; one in a source's codes is read by models/rating_codes.py first."""
+        assert body.level is not None and body.channel is not None, "read codes with models.rating_codes.read_rating"
         return cls(
             level=body.level,
             channel=body.channel,
@@ -86,6 +89,15 @@ class RatingFields:
             rater_phone=body.rater.phone if body.rater else None,
             rater_email=str(body.rater.email) if body.rater and body.rater.email else None,
         )
+
+
+@dataclass(frozen=True)
+class RatingToWrite:
+    """One rating of a batch (models/bulk_intake.py): its record, what was said, the version judging it."""
+
+    record: ServiceRecord
+    fields: RatingFields
+    pinned: PinnedPolicy
 
 
 @dataclass(frozen=True)
@@ -122,28 +134,10 @@ async def accept_ratings(
     the invitation being used). Raises AlreadyRated (after rolling back) when any target is rated.
     """
     check_targets(record, ratings)
-    assert record.id is not None
     pinned = await policy_for_unit(session, record.unit_id)
-    rows = [_rating_row(record.id, fields, pinned, source_system) for fields in ratings]
-    session.add_all(rows)
-    try:
-        await session.flush()
-    except IntegrityError:
-        await session.rollback()
-        raise AlreadyRated(_taken_target(ratings)) from None
-
-    starts: list[_CaseStart] = []
-    accepted = []
-    for rating in rows:
-        start = await _open_case(session, settings, record, rating, pinned) if rating.is_bad else None
-        if start is not None:
-            starts.append(start)
-        assert rating.id is not None
-        accepted.append(
-            RatingAccepted(
-                rating_id=rating.id, is_bad=rating.is_bad, case_id=start.workflow_input.case_id if start else None
-            )
-        )
+    accepted, starts = await write_ratings(
+        session, settings, [RatingToWrite(record, fields, pinned) for fields in ratings], source_system
+    )
     if before_commit is not None:
         before_commit(accepted)
     await session.commit()
@@ -152,8 +146,41 @@ async def accept_ratings(
     return IntakeResult(accepted=accepted, policy=pinned)
 
 
+async def write_ratings(
+    session: AsyncSession, settings: Settings, items: Sequence[RatingToWrite], source_system: str
+) -> tuple[list[RatingAccepted], list[_CaseStart]]:
+    """Write ratings (of one record or many) and each bad one's case and outbox row; the caller commits.
+
+    Raises AlreadyRated (after rolling back) when a target is rated already.
+    """
+    rows = []
+    for item in items:
+        assert item.record.id is not None
+        rows.append(_rating_row(item.record.id, item.fields, item.pinned, source_system))
+    session.add_all(rows)
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        raise AlreadyRated(_taken_target([item.fields for item in items])) from None
+
+    starts: list[_CaseStart] = []
+    accepted = []
+    for item, rating in zip(items, rows, strict=True):
+        start = await open_case(session, settings, item.record, rating, item.pinned) if rating.is_bad else None
+        if start is not None:
+            starts.append(start)
+        assert rating.id is not None
+        accepted.append(
+            RatingAccepted(
+                rating_id=rating.id, is_bad=rating.is_bad, case_id=start.workflow_input.case_id if start else None
+            )
+        )
+    return accepted, starts
+
+
 def _rating_row(record_id: int, fields: RatingFields, pinned: PinnedPolicy, source_system: str) -> Rating:
-    return Rating(
+    row = Rating(
         record_id=record_id,
         level=fields.level,
         channel=fields.channel,
@@ -167,6 +194,9 @@ def _rating_row(record_id: int, fields: RatingFields, pinned: PinnedPolicy, sour
         is_bad=pinned.profile.is_bad(fields.level.value),
         source_system=source_system,
     )
+    if fields.submitted_at is not None:
+        row.submitted_at = fields.submitted_at
+    return row
 
 
 def _taken_target(ratings: Sequence[RatingFields]) -> RatingTarget:
@@ -175,7 +205,7 @@ def _taken_target(ratings: Sequence[RatingFields]) -> RatingTarget:
     return RatingTarget.ITEM if RatingTarget.ITEM in targets else targets[0]
 
 
-async def _open_case(
+async def open_case(
     session: AsyncSession, settings: Settings, record: ServiceRecord, rating: Rating, pinned: PinnedPolicy
 ) -> _CaseStart:
     """The case row and its outbox entry for a bad rating (the caller commits)."""

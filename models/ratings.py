@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, EmailStr, Field, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, EmailStr, Field, StringConstraints, field_validator, model_validator
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
@@ -46,6 +46,8 @@ class RatingChannel(StrEnum):
     HALL_TERMINAL = "hall_terminal"  # 政务大厅其他终端 (评价器, 自助终端)
     PHONE = "phone"  # 电话 (12345 热线)
     SMS = "sms"  # 短信
+    # 系统默认评价: a rating the source system recorded for a rater who gave none (Zhejiang's channel 7).
+    SYSTEM_DEFAULT = "system_default"
 
 
 class RatingTarget(StrEnum):
@@ -99,17 +101,48 @@ class RaterContact(RequestBody):
         return value
 
 
+# The answers key under which a rating's content tags (测评内容) are kept, as "<level>/<nn>" (models/rating_codes.py).
+TAGS_ANSWER_KEY = "测评内容"
+MAX_TAGS = 20
+
+
+def _code_text(value: object) -> object:
+    """Codes arrive as numbers from some systems (satisfaction: 5) and as text from others ("5")."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+Code = Annotated[str, BeforeValidator(_code_text), StringConstraints(pattern=r"^[0-9A-Za-z]{1,8}$")]
+
+
 class RatingCreate(RequestBody):
-    """Body of POST /api/v1/ratings."""
+    """Body of POST /api/v1/ratings.
+
+    The level and the channel each come one way: by name (`level`, `channel`) or as a code of the calling
+    source system's own tables (`satisfaction_code`, `channel_code`; docs/intake.md), never both.
+    """
 
     record_no: str = Field(min_length=1, max_length=64, description="办件编号 of a registered service record")
-    level: RatingLevel
-    channel: RatingChannel
+    level: RatingLevel | None = Field(default=None, description="评价等级 by name; or satisfaction_code, not both")
+    satisfaction_code: Code | None = Field(
+        default=None,
+        description="满意度代码 in the calling source system's table (e.g. GB/T 39046 A.8: 1 = 非常满意); or level",
+    )
+    channel: RatingChannel | None = Field(default=None, description="评价渠道 by name; or channel_code, not both")
+    channel_code: Code | None = Field(
+        default=None, description="评价渠道代码 in the calling source system's table (GB/T: 6 = 电话); or channel"
+    )
+    tag_codes: list[Code] = Field(
+        default_factory=list,
+        max_length=MAX_TAGS,
+        description="测评内容代码: three digits, the first being the level's code in the source's satisfaction table "
+        "(with a GB/T source 501 is a 非常不满意 tag); the second and third name the tag in the region's catalogue",
+    )
     target: RatingTarget = RatingTarget.ITEM
     answers: dict[AnswerKey, AnswerValue] = Field(
         default_factory=dict,
         max_length=MAX_ANSWERS,
-        description=f"Detail questions, e.g. 服务效率 → 3: at most {MAX_ANSWERS}, keys ≤ 50 characters",
+        description=f"Detail questions, e.g. 服务效率 → 3: at most {MAX_ANSWERS}, keys ≤ 50 characters "
+        f"({TAGS_ANSWER_KEY} is kept for tag_codes)",
     )
     comment: str = Field(default="", max_length=2000)
     real_name: bool = False
@@ -120,6 +153,13 @@ class RatingCreate(RequestBody):
         if self.real_name and not (self.rater and (self.rater.phone or self.rater.email)):
             raise ValueError("a real-name rating (实名评价) needs rater.phone or rater.email for the callback")
         return self
+
+    @field_validator("answers")
+    @classmethod
+    def _tags_key_reserved(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if TAGS_ANSWER_KEY in value:
+            raise ValueError(f"answers.{TAGS_ANSWER_KEY} is filled from tag_codes; send the tags there")
+        return value
 
 
 class RatingAccepted(BaseModel):

@@ -1,0 +1,183 @@
+"""Code tables and source systems as data: each source system's satisfaction and channel codes.
+
+Systems that send ratings number levels and channels differently (GB/T 39046-2020 A.8 counts 1 =
+非常满意 … 5 = 非常不满意, provincial interfaces count the other way; Zhejiang's channel 6 is 短信,
+the standard's is 电话). So no code is assumed: `policy/codes/*.toml` defines the tables and
+`policy/sources/*.toml` gives each source system (the `source_system` of its API key) its tables.
+Both are validated here when the API or the import command starts; docs/intake.md says how to add one.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from models.policy import LEVELS
+from models.ratings import RatingChannel, RatingLevel
+
+T = TypeVar("T")
+POLICY_DIR = Path(__file__).resolve().parent.parent / "policy"
+CODES_DIR = POLICY_DIR / "codes"
+SOURCES_DIR = POLICY_DIR / "sources"
+
+CodeText = Annotated[str, Field(pattern=r"^[0-9A-Za-z]{1,8}$")]
+Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SatisfactionCode(_Strict):
+    code: CodeText
+    level: RatingLevel
+    label: str = Field(min_length=1, max_length=20)
+
+
+class ChannelCode(_Strict):
+    code: CodeText
+    channel: RatingChannel
+    label: str = Field(min_length=1, max_length=30)
+
+
+class _Table(_Strict):
+    name: str = Field(min_length=1, max_length=100)
+    source: str = Field(min_length=1, description="The document or interface the codes come from")
+
+    def _check_unique(self, codes: list[str], labels: list[str], values: list[str], what: str) -> None:
+        for column, items in (("code", codes), ("label", labels), (what, values)):
+            repeated = sorted({item for item in items if items.count(item) > 1})
+            if repeated:
+                raise ValueError(f"each {column} may appear once; repeated: {', '.join(repeated)}")
+
+
+class SatisfactionTable(_Table):
+    """满意度代码: every one of the five levels exactly once, so code → level → code is exact."""
+
+    kind: Literal["satisfaction"]
+    codes: list[SatisfactionCode]
+
+    @model_validator(mode="after")
+    def _one_code_per_level(self) -> SatisfactionTable:
+        self._check_unique(
+            [c.code for c in self.codes], [c.label for c in self.codes], [c.level.value for c in self.codes], "level"
+        )
+        if sorted(c.level.value for c in self.codes) != sorted(LEVELS):
+            raise ValueError(f"a satisfaction table gives each of {', '.join(LEVELS)} one code")
+        return self
+
+    def level_of(self, code: str) -> RatingLevel | None:
+        return next((c.level for c in self.codes if c.code == code), None)
+
+    def code_of(self, level: RatingLevel) -> str:
+        return next(c.code for c in self.codes if c.level == level)
+
+    def level_by_label(self, label: str) -> RatingLevel | None:
+        return next((c.level for c in self.codes if c.label == label), None)
+
+
+class ChannelTable(_Table):
+    """评价渠道代码: a channel at most once (some systems send 1–5 only), so code → channel → code is exact."""
+
+    kind: Literal["channel"]
+    codes: list[ChannelCode] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_code_per_channel(self) -> ChannelTable:
+        self._check_unique(
+            [c.code for c in self.codes],
+            [c.label for c in self.codes],
+            [c.channel.value for c in self.codes],
+            "channel",
+        )
+        return self
+
+    def channel_of(self, code: str) -> RatingChannel | None:
+        return next((c.channel for c in self.codes if c.code == code), None)
+
+    def code_of(self, channel: RatingChannel) -> str | None:
+        return next((c.code for c in self.codes if c.channel == channel), None)
+
+    def channel_by_label(self, label: str) -> RatingChannel | None:
+        return next((c.channel for c in self.codes if c.label == label), None)
+
+
+class _SourceFile(_Strict):
+    source_system: Name
+    name: str = Field(min_length=1, max_length=100)
+    satisfaction: Name = Field(description="A satisfaction table of policy/codes/")
+    channels: Name = Field(description="A channel table of policy/codes/")
+
+
+class SourceCodes(BaseModel):
+    """A source system with its tables resolved."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source_system: str
+    name: str
+    satisfaction: SatisfactionTable
+    channels: ChannelTable
+
+
+class CodeBook(BaseModel):
+    """Every code table and every configured source system."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tables: dict[str, SatisfactionTable | ChannelTable]
+    sources: dict[str, SourceCodes]
+
+    def source(self, source_system: str) -> SourceCodes | None:
+        return self.sources.get(source_system)
+
+
+_AnyTable = Annotated[SatisfactionTable | ChannelTable, Field(discriminator="kind")]
+
+
+_TABLE = TypeAdapter(_AnyTable)
+
+
+def load_code_book(codes_dir: Path = CODES_DIR, sources_dir: Path = SOURCES_DIR) -> CodeBook:
+    """Read and check every table and source file; a mistake raises ValueError naming the file and the field."""
+    tables: dict[str, SatisfactionTable | ChannelTable] = {}
+    for path in sorted(codes_dir.glob("*.toml")):
+        # Errors of a tagged union start with the tag ("satisfaction"): skip it in the field's path.
+        tables[path.stem] = _read(path, _TABLE.validate_python, skip=1)
+    sources: dict[str, SourceCodes] = {}
+    for path in sorted(sources_dir.glob("*.toml")):
+        declared = _read(path, _SourceFile.model_validate)
+        if declared.source_system != path.stem:
+            raise ValueError(f"{path}: source_system {declared.source_system!r} must match the file name")
+        satisfaction, channels = tables.get(declared.satisfaction), tables.get(declared.channels)
+        if not isinstance(satisfaction, SatisfactionTable):
+            raise ValueError(
+                f"{path}: satisfaction = {declared.satisfaction!r} is not a satisfaction table of {codes_dir}"
+            )
+        if not isinstance(channels, ChannelTable):
+            raise ValueError(f"{path}: channels = {declared.channels!r} is not a channel table of {codes_dir}")
+        sources[declared.source_system] = SourceCodes(
+            source_system=declared.source_system, name=declared.name, satisfaction=satisfaction, channels=channels
+        )
+    return CodeBook(tables=tables, sources=sources)
+
+
+def _read(path: Path, validate: Callable[[dict[str, Any]], T], skip: int = 0) -> T:
+    try:
+        return validate(tomllib.loads(path.read_text(encoding="utf-8")))
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML: {exc}") from exc
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][skip:])}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"{path}: {problems}") from exc
+
+
+@cache
+def code_book() -> CodeBook:
+    """The repository's tables and sources, read once per process (the API and the import check them at start)."""
+    return load_code_book()

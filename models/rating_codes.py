@@ -1,0 +1,161 @@
+"""Reading a rating sent in a source system's own codes (满意度代码, 评价渠道代码, 测评内容代码).
+
+`read_rating` turns a RatingCreate into the RatingFields intake writes, through the calling source's
+tables (models/codes.py) and the region's tag catalogue (the profile's `tags`). Every refusal names
+the field, the value and the source, so the sending system's operators can find the row at fault.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from models.codes import CodeBook, SourceCodes, code_book
+from models.policy import TagCatalogue
+from models.rating_intake import IntakeRefused, RatingFields
+from models.ratings import LEVEL_LABELS_ZH, TAGS_ANSWER_KEY, RatingChannel, RatingCreate, RatingLevel
+
+TAG_NUMBER_DIGITS = 2
+
+
+@dataclass(eq=False)
+class CodeRefused(IntakeRefused):
+    """A rating whose codes the source's tables or the tag catalogue cannot read; nothing was written."""
+
+    code: str  # machine-readable: both_given, missing, no_code_table, unknown_code, tag_level_mismatch, unknown_tag
+    field: str
+    value: str
+    source: str
+    message: str  # for people, in Chinese
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.field}={self.value!r} (source {self.source})"
+
+
+def read_rating(
+    body: RatingCreate, source_system: str, tags: TagCatalogue, book: CodeBook | None = None
+) -> RatingFields:
+    """What the body says, by name, whichever way it was sent. Raises CodeRefused."""
+    book = book or code_book()
+    source = book.source(source_system)
+    level = _level(body, source, source_system)
+    channel = _channel(body, source, source_system)
+    answers: dict[str, Any] = dict(body.answers)
+    if body.tag_codes:
+        answers[TAGS_ANSWER_KEY] = _tags(body.tag_codes, level, source, source_system, tags)
+    named = body.model_copy(
+        update={"level": level, "channel": channel, "satisfaction_code": None, "channel_code": None, "tag_codes": []}
+    )
+    return RatingFields.of(named.model_copy(update={"answers": answers}))
+
+
+def _level(body: RatingCreate, source: SourceCodes | None, source_system: str) -> RatingLevel:
+    if body.level is not None and body.satisfaction_code is not None:
+        raise CodeRefused(
+            "both_given",
+            "satisfaction_code",
+            body.satisfaction_code,
+            source_system,
+            f"level（{body.level.value}）与 satisfaction_code（{body.satisfaction_code}）只能给出一个（来源系统 {source_system}）",
+        )
+    if body.level is not None:
+        return body.level
+    if body.satisfaction_code is None:
+        raise CodeRefused(
+            "missing", "level", "", source_system, "须给出评价等级：level（名称）或 satisfaction_code（代码）"
+        )
+    table = _tables(source, "satisfaction_code", body.satisfaction_code, source_system).satisfaction
+    level = table.level_of(body.satisfaction_code)
+    if level is None:
+        raise CodeRefused(
+            "unknown_code",
+            "satisfaction_code",
+            body.satisfaction_code,
+            source_system,
+            f"来源系统 {source_system} 的满意度代码表（{table.name}）中没有代码 {body.satisfaction_code}",
+        )
+    return level
+
+
+def _channel(body: RatingCreate, source: SourceCodes | None, source_system: str) -> RatingChannel:
+    if body.channel is not None and body.channel_code is not None:
+        raise CodeRefused(
+            "both_given",
+            "channel_code",
+            body.channel_code,
+            source_system,
+            f"channel（{body.channel.value}）与 channel_code（{body.channel_code}）只能给出一个（来源系统 {source_system}）",
+        )
+    if body.channel is not None:
+        return body.channel
+    if body.channel_code is None:
+        raise CodeRefused(
+            "missing", "channel", "", source_system, "须给出评价渠道：channel（名称）或 channel_code（代码）"
+        )
+    table = _tables(source, "channel_code", body.channel_code, source_system).channels
+    channel = table.channel_of(body.channel_code)
+    if channel is None:
+        raise CodeRefused(
+            "unknown_code",
+            "channel_code",
+            body.channel_code,
+            source_system,
+            f"来源系统 {source_system} 的评价渠道代码表（{table.name}）中没有代码 {body.channel_code}",
+        )
+    return channel
+
+
+def _tags(
+    codes: list[str], level: RatingLevel, source: SourceCodes | None, source_system: str, catalogue: TagCatalogue
+) -> list[str]:
+    """Each tag as "<level>/<nn>": its first digit(s) must be the level's code in the source's satisfaction table."""
+    read: list[str] = []
+    for index, code in enumerate(codes):
+        field = f"tag_codes.{index}"
+        table = _tables(source, field, code, source_system).satisfaction
+        prefix = table.code_of(level)
+        if len(code) != len(prefix) + TAG_NUMBER_DIGITS or not code.isdigit():
+            raise CodeRefused(
+                "unknown_tag",
+                field,
+                code,
+                source_system,
+                f"测评内容代码 {code} 应为 {len(prefix) + TAG_NUMBER_DIGITS} 位数字：满意度代码加两位序号（来源系统 {source_system}）",
+            )
+        if not code.startswith(prefix):
+            tagged = table.level_of(code[: len(prefix)])
+            said = f"是{LEVEL_LABELS_ZH[tagged]}" if tagged else "不是任何满意度代码"
+            raise CodeRefused(
+                "tag_level_mismatch",
+                field,
+                code,
+                source_system,
+                f"测评内容代码 {code} 的首位 {code[: len(prefix)]} 在来源系统 {source_system} 的满意度代码表中{said}，"
+                f"与评价等级{LEVEL_LABELS_ZH[level]}（代码 {prefix}）不符",
+            )
+        number = code[len(prefix) :]
+        if catalogue.label(level.value, number) is None:
+            raise CodeRefused(
+                "unknown_tag",
+                field,
+                code,
+                source_system,
+                f"测评内容代码 {code}：本地区的{LEVEL_LABELS_ZH[level]}测评内容中没有序号 {number}（来源系统 {source_system}）",
+            )
+        tag = f"{level.value}/{number}"
+        if tag in read:
+            raise CodeRefused("duplicate_tag", field, code, source_system, f"测评内容代码 {code} 重复")
+        read.append(tag)
+    return read
+
+
+def _tables(source: SourceCodes | None, field: str, value: str, source_system: str) -> SourceCodes:
+    if source is None:
+        raise CodeRefused(
+            "no_code_table",
+            field,
+            value,
+            source_system,
+            f"来源系统 {source_system} 未配置代码表（policy/sources/），无法解读代码 {value}；请改用名称或先配置该来源",
+        )
+    return source
