@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from cryptography.fernet import Fernet
 from pydantic import Field
@@ -106,6 +107,29 @@ class Settings(BaseSettings):
         gt=1,
         description="How long a case action waits for the workflow to take the step before answering 503 or 202",
     )
+
+    # Upstream reporting to the provincial or national 好差评 platform (docs/upstream.md).
+    upstream_url: str = Field(
+        default="", description="Where ratings and case results are pushed (POST, JSON). Empty: reporting off"
+    )
+    upstream_token: str = Field(default="", description="Sent as Authorization: Bearer; empty sends none")
+    upstream_timeout_seconds: float = Field(default=10.0, gt=0, description="How long one push may take")
+    upstream_max_attempts: int = Field(default=8, ge=1, le=50, description="Failed attempts before a dead letter")
+    upstream_backoff_seconds: float = Field(default=2.0, gt=0, description="Wait after the first failure; doubles")
+    upstream_backoff_max_seconds: float = Field(default=600.0, gt=0, description="Longest wait between attempts")
+    upstream_relay_interval_seconds: float = Field(default=2.0, gt=0, description="How often the worker looks")
+    upstream_lease_seconds: float = Field(
+        default=60.0, gt=0, description="How long a worker holds a push it is sending before another may retry it"
+    )
+    upstream_level_codes: Literal["gbt39046", "ascending"] = Field(
+        default="gbt39046",
+        description="满意度代码 the platform takes: GB/T 39046 (1 非常满意 … 5 非常不满意) or ascending (1 非常不满意 …)",
+    )
+
+    @property
+    def upstream_enabled(self) -> bool:
+        """Reporting is on when an upstream URL is set."""
+        return bool(self.upstream_url.strip())
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -29,7 +29,9 @@ class CaseActivities:
 def build_activities(settings: Settings, db: Database, sms: SmsGateway | None = None) -> CaseActivities:
     """The activities bound to their dependencies; the event wakes the notice relay when notices are written."""
     notices_written = asyncio.Event()
-    records = CaseRecordActivities(db, notices_written, settings.office_hours_enforced)
+    records = CaseRecordActivities(
+        db, notices_written, settings.office_hours_enforced, upstream_reporting=settings.upstream_enabled
+    )
     deadlines = DeadlineActivities(db)
     notifications = NotificationActivities(db, notices_written, settings.office_hours_enforced)
     sender = NoticeSender(db, Mailer(settings), sms or FileSmsSink(settings.sms_dir), settings)

@@ -1,9 +1,10 @@
 """Writes the case timeline and read model. Idempotent: a retried activity writes nothing twice.
 
 One transaction per event: the timeline row, the case row's new state, the notices the event causes
-(activities/notices.py), and for a person's step its audit record and the completion of the request
-that asked for it. So a step is audited exactly once however its HTTP call ended, and a notice
-exists exactly when its event does.
+(activities/notices.py), for a person's step its audit record and the completion of the request
+that asked for it, and for the event that finishes a case the push of its result upstream
+(models/upstream.py). So a step is audited exactly once however its HTTP call ended, and a notice
+or a report exists exactly when its event does.
 """
 
 from __future__ import annotations
@@ -21,20 +22,26 @@ from models.audit import audit
 from models.case.activity_io import RecordEventInput
 from models.case.records import Case, CaseEvent
 from models.case.requests import CaseStepRequest
-from models.case.vocabulary import ActivityName
+from models.case.vocabulary import TERMINAL_STAGES, ActivityName
 from models.db import Database, utcnow
 from models.rater_links import FEEDBACK_RESPONSE, RaterLink
 from models.ratings import Rating
+from models.upstream import enqueue_case_result
 
 _CASE_COLUMNS = ("stage", "round", "unit_id", "verdict", "outcome", "overdue", "escalation_rung", "closed_at")
 
 
 class CaseRecordActivities:
     def __init__(
-        self, db: Database, notices_written: asyncio.Event | None = None, office_hours_enforced: bool = True
+        self,
+        db: Database,
+        notices_written: asyncio.Event | None = None,
+        office_hours_enforced: bool = True,
+        upstream_reporting: bool = False,
     ) -> None:
         self._db = db
         self._office_hours_enforced = office_hours_enforced
+        self._upstream_reporting = upstream_reporting
         # Set after a commit that wrote notices, so this worker's notice relay sends them at once.
         self._notices_written = notices_written or asyncio.Event()
 
@@ -71,6 +78,9 @@ class CaseRecordActivities:
                 session.add(rating)
             if inp.action == "rater_responded":
                 await _mark_link_answered(session, case, inp)
+            if case.stage in TERMINAL_STAGES and before["stage"] not in TERMINAL_STAGES:
+                # The case's result is reported upstream exactly when the case finishes (docs/upstream.md).
+                await enqueue_case_result(session, inp.case_id, self._upstream_reporting)
             session.add(
                 CaseEvent(
                     case_id=inp.case_id,

@@ -38,6 +38,7 @@ from models.policy_store import policy_for_unit
 from models.rater_links import hash_token, new_token
 from models.ratings import Rating, RatingAccepted, RatingChannel, RatingCreate, RatingLevel, RatingTarget
 from models.services import ServiceRecord
+from models.upstream import enqueue_rating_pushes
 from runtime.temporal import TemporalConnection, start_case_workflow
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,7 @@ async def write_ratings(
     except IntegrityError:
         await session.rollback()
         raise AlreadyRated(_taken_target([item.fields for item in items])) from None
+    enqueue_rating_pushes(session, rows, settings.upstream_enabled)  # reported upstream (docs/upstream.md)
 
     starts: list[_CaseStart] = []
     accepted = []

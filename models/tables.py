@@ -15,6 +15,7 @@ from models.rater_links import RaterLink
 from models.rating_intake import RatingInvitation
 from models.ratings import Rating
 from models.services import ServiceItem, ServiceRecord
+from models.upstream import UpstreamPush
 from models.users import ApiKey, User
 from models.windows import ServiceWindow, WindowCheckAttempt
 
@@ -40,6 +41,7 @@ __all__ = [
     "ServiceWindow",
     "Staff",
     "Unit",
+    "UpstreamPush",
     "User",
     "WindowCheckAttempt",
     "metadata",
