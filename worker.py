@@ -1,4 +1,4 @@
-"""The Temporal worker: runs the case workflow, its activities, the outbox relay and the notice relay.
+"""The Temporal worker: runs the case workflow, its activities, and the outbox, notice and upstream relays.
 
     python worker.py
 
@@ -27,6 +27,7 @@ from runtime.notice_relay import NoticeRelay
 from runtime.relay import OutboxRelay
 from runtime.stopping import sleep_unless_stopped
 from runtime.temporal import connect, ensure_search_attributes
+from runtime.upstream_relay import UpstreamRelay
 from workflows.case import CaseWorkflow
 
 log = logging.getLogger("hcp.worker")
@@ -79,6 +80,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     relay_task = asyncio.create_task(relay.run(stop))
     notices = NoticeRelay(activities.sender, settings, activities.notices_written)
     notices_task = asyncio.create_task(notices.run(stop))
+    upstream_task = asyncio.create_task(UpstreamRelay(db, settings).run(stop))
     worker_task = asyncio.create_task(worker.run())
     log.info("worker polling task queue %r at %s", settings.temporal_task_queue, settings.temporal_address)
     stop_task = asyncio.create_task(stop.wait())
@@ -86,6 +88,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     stop.set()
     await relay_task
     await notices_task
+    await upstream_task
     if not worker_task.done():
         await worker.shutdown()
     await worker_task
