@@ -7,7 +7,20 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import admin, audit, auth, calendar, cases, policies, rater_pages, rater_privacy, ratings, service_records
+from api import (
+    admin,
+    audit,
+    auth,
+    calendar,
+    cases,
+    policies,
+    rater_pages,
+    rater_privacy,
+    rating_export,
+    ratings,
+    service_records,
+    upstream,
+)
 from api.docs import install_docs
 from api.handlers import install_exception_handlers
 from api.middleware import (
@@ -75,6 +88,8 @@ def create_app(
 
     app.include_router(auth.router)
     app.include_router(service_records.router)
+    # Before ratings: /api/v1/ratings/export would otherwise be taken for /api/v1/ratings/{rating_id}.
+    app.include_router(rating_export.router)
     app.include_router(ratings.router)
     app.include_router(cases.router)
     app.include_router(rater_privacy.router)
@@ -83,5 +98,6 @@ def create_app(
     app.include_router(policies.router)
     app.include_router(calendar.router)
     app.include_router(rater_pages.router)
+    app.include_router(upstream.router)
     install_pages(app)
     return app

@@ -45,6 +45,7 @@ NAV: dict[Role, tuple[NavItem, ...]] = {
         NavItem("/admin/api-keys", "接入密钥"),
         NavItem("/admin/policies", "评价规则"),
         NavItem("/admin/calendar", "工作日历"),
+        NavItem("/admin/upstream", "数据上报"),
         NavItem("/cases", "工单"),
     ),
 }

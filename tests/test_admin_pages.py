@@ -22,7 +22,14 @@ from runtime.seed import DemoCredentials
 from tests.support.http import bad_rating, login
 from tests.support.pages import form_csrf, page_login
 
-SAMPLE_PATH_VALUES = {"user_id": "4", "key_id": "1", "region_code": "370600", "code": "yantai", "year": "2027"}
+SAMPLE_PATH_VALUES = {
+    "user_id": "4",
+    "key_id": "1",
+    "region_code": "370600",
+    "code": "yantai",
+    "year": "2027",
+    "push_id": "1",
+}
 
 
 def admin_routes() -> list[tuple[str, str]]:

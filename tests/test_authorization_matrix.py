@@ -71,6 +71,10 @@ RULES: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/api/v1/service-records/{record_no}/rating-link"): {API_KEY},
     ("GET", "/api/v1/rating-invitations/{invitation_id}/qr.svg"): {API_KEY},
     ("GET", "/api/v1/rating-invitations/{invitation_id}/qr.png"): {API_KEY},
+    # Upstream reporting: the 表9 export, the dead letters and a manual re-push are administrators' work.
+    ("GET", "/api/v1/ratings/export"): {ADMIN},
+    ("GET", "/api/v1/upstream/dead-letters"): {ADMIN},
+    ("POST", "/api/v1/upstream/pushes/{push_id}/retry"): {ADMIN},
 }
 
 # Case steps: who may take each comes from the step table itself.
@@ -92,6 +96,7 @@ PATH_VALUES = {
     "request_id": "0a1b2c3d",
     "record_no": "DEMO-0005",
     "invitation_id": "1",
+    "push_id": "1",
 }
 SOON = "2030-01-01T00:00:00+08:00"
 OTHER_OFFICE = {"code": "WH-ZWB", "name": "威海市政务服务管理办公室", "region_code": "370600"}

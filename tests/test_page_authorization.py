@@ -52,6 +52,7 @@ PATH_VALUES = {
     "year": "2027",
     "token": "not-a-real-token",
     "window_code": "NO-SUCH-WINDOW",
+    "push_id": "1",  # the rating's push, kept as skipped (reporting is off in tests)
 }
 FORMS = {
     "/cases/{case_id}/rater-contact": {"reason": "电话回访"},

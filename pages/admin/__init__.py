@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from pages.admin import api_keys, calendar, policies, policy_edit, units, users
+from pages.admin import api_keys, calendar, policies, policy_edit, units, upstream, users
 
 router = APIRouter()
-for module in (units, users, api_keys, policies, policy_edit, calendar):
+for module in (units, users, api_keys, policies, policy_edit, calendar, upstream):
     router.include_router(module.router)

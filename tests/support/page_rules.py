@@ -67,6 +67,8 @@ PAGE_RULES: dict[tuple[str, str], set[str] | str] = {
             ("POST", "/admin/regions/{region_code}/policy"),
             ("GET", "/admin/calendar"),
             ("POST", "/admin/calendar/{year}"),
+            ("GET", "/admin/upstream"),
+            ("POST", "/admin/upstream/pushes/{push_id}/retry"),
         )
     },
 }
