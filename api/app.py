@@ -16,6 +16,7 @@ from api import (
     policies,
     rater_pages,
     rater_privacy,
+    rating_batch,
     rating_export,
     ratings,
     service_records,
@@ -34,6 +35,7 @@ from api.middleware import (
 from api.openapi import install_openapi
 from api.rate_limit import PublicRateLimiter
 from config import Settings, get_settings
+from models.codes import code_book
 from models.db import Database
 from models.pii import configure_pii_keys
 from pages import install_pages
@@ -46,6 +48,7 @@ def create_app(
     """Build the app. Tests pass their own database and Temporal connection."""
     settings = settings or get_settings()
     configure_pii_keys(settings.pii_key_list())
+    code_book()  # the source systems' code tables (policy/codes, policy/sources): a mistake there stops the start
     owns_db = db is None
     db = db or Database(settings.async_sqlalchemy_url)
     temporal = temporal or TemporalConnection(settings)
@@ -72,7 +75,11 @@ def create_app(
     # Added innermost first: a request meets the request id first and the rate limiter last.
     app.middleware("http")(PublicRateLimiter(settings.public_rate_limit_per_minute))
     app.add_middleware(NulGuardMiddleware)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.request_body_max_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.request_body_max_bytes,
+        larger={rating_batch.BATCH_PATH: rating_batch.BATCH_BODY_MAX_BYTES},
+    )
     app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(AccessLogMiddleware)
@@ -91,6 +98,7 @@ def create_app(
     # Before ratings: /api/v1/ratings/export would otherwise be taken for /api/v1/ratings/{rating_id}.
     app.include_router(rating_export.router)
     app.include_router(ratings.router)
+    app.include_router(rating_batch.router)
     app.include_router(cases.router)
     app.include_router(rater_privacy.router)
     app.include_router(audit.router)

@@ -207,28 +207,30 @@ class UnexpectedErrorMiddleware(HttpMiddleware):
 class BodyLimitMiddleware(HttpMiddleware):
     """Reads the body up front, up to the limit: small bodies cost nothing extra, a large one never lands."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: dict[str, int] | None = None) -> None:
         super().__init__(app)
         self.max_bytes = max_bytes
+        self.larger = larger or {}  # exact paths that take more, e.g. a batch of ratings
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, send: Send, limit: int) -> None:
         await send_json(
             send,
             413,
-            error_content("body_too_large", f"请求内容过大，最多 {self.max_bytes // 1024} KiB"),
+            error_content("body_too_large", f"请求内容过大，最多 {limit // 1024} KiB"),
             # The rest of the body is not read: the connection cannot be reused for another request.
             [(b"connection", b"close")],
         )
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = self.larger.get(scope["path"], self.max_bytes)
         declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
         if declared is not None:
             try:
-                too_large = int(declared) > self.max_bytes
+                too_large = int(declared) > limit
             except ValueError:
                 too_large = False  # the server refuses a malformed length before we see it
             if too_large:
-                await self._refuse(send)
+                await self._refuse(send, limit)
                 return
         chunks: list[bytes] = []
         size = 0
@@ -240,8 +242,8 @@ class BodyLimitMiddleware(HttpMiddleware):
                 break
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
-                await self._refuse(send)
+            if size > limit:
+                await self._refuse(send, limit)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):

@@ -46,6 +46,7 @@ RULES: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/v1/auth/me"): USERS,
     ("POST", "/api/v1/service-records"): {API_KEY},
     ("POST", "/api/v1/ratings"): {API_KEY},
+    ("POST", "/api/v1/ratings:batch"): {API_KEY},
     ("GET", "/api/v1/ratings/{rating_id}"): {API_KEY, OWN_STAFF, SUPERVISOR, ADMIN},
     ("GET", "/api/v1/cases"): USERS,
     ("GET", "/api/v1/cases/{case_id}"): {OWN_STAFF, SUPERVISOR, REVIEWER, ADMIN},
@@ -157,6 +158,7 @@ def _body(method: str, path: str, profile: dict[str, Any]) -> dict[str, Any]:
             "completed_at": "2026-11-20T10:00:00+08:00",
         },
         ("POST", "/api/v1/ratings"): {"json": bad_rating("DEMO-0004")},
+        ("POST", "/api/v1/ratings:batch"): {"items": [bad_rating("DEMO-0006")]},
         ("POST", "/api/v1/cases/{case_id}/accept"): {},
         ("POST", "/api/v1/cases/{case_id}/callbacks"): {"reached": True, "note": "回访"},
         ("POST", "/api/v1/cases/{case_id}/verification"): {
