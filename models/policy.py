@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, StringConstraints, field_validator, model
 
 from models.deadlines import DeadlineSpec
 from models.office_hours import OfficeHours
+from models.suspicion.rules import SuspicionRules
 
 LEVELS = ("very_satisfied", "satisfied", "basically_satisfied", "dissatisfied", "very_dissatisfied")
 Level = Literal["very_satisfied", "satisfied", "basically_satisfied", "dissatisfied", "very_dissatisfied"]
@@ -130,6 +131,9 @@ class PolicyProfile(BaseModel):
     )
     office_hours: OfficeHours = Field(
         default_factory=OfficeHours, description="When reminders and escalation notices may reach a unit"
+    )
+    suspicion: SuspicionRules = Field(
+        default_factory=SuspicionRules, description="Thresholds of the suspicious-rating detectors (可疑评价)"
     )
     tags: TagCatalogue = Field(default_factory=TagCatalogue, description="测评内容: the content tags of each level")
 

@@ -38,6 +38,7 @@ from models.policy_store import policy_for_unit
 from models.rater_links import hash_token, new_token
 from models.ratings import Rating, RatingAccepted, RatingChannel, RatingCreate, RatingLevel, RatingTarget
 from models.services import ServiceRecord
+from models.suspicion import intake as suspicion
 from models.upstream import enqueue_rating_pushes
 from runtime.temporal import TemporalConnection, start_case_workflow
 
@@ -128,27 +129,34 @@ async def accept_ratings(
     ratings: Sequence[RatingFields],
     source_system: str,
     before_commit: Callable[[list[RatingAccepted]], None] | None = None,
+    client: str | None = None,
 ) -> IntakeResult:
     """Write the ratings of one record (one per target) and their cases in one transaction, then start the cases.
 
     `before_commit` adds the caller's own writes to the same transaction (the idempotency answer,
-    the invitation being used). Raises AlreadyRated (after rolling back) when any target is rated.
+    the invitation being used). `client` names the submitting device when the channel knows it
+    (docs/suspicious-ratings.md). Raises AlreadyRated (after rolling back) when any target is rated.
     """
     check_targets(record, ratings)
     pinned = await policy_for_unit(session, record.unit_id)
     accepted, starts = await write_ratings(
-        session, settings, [RatingToWrite(record, fields, pinned) for fields in ratings], source_system
+        session, settings, [RatingToWrite(record, fields, pinned) for fields in ratings], source_system, client
     )
     if before_commit is not None:
         before_commit(accepted)
     await session.commit()
     for start in starts:
         await _start_after_commit(session, temporal, settings, start)
+    await suspicion.check_new_ratings(session, [a.rating_id for a in accepted])  # flags only; never raises
     return IntakeResult(accepted=accepted, policy=pinned)
 
 
 async def write_ratings(
-    session: AsyncSession, settings: Settings, items: Sequence[RatingToWrite], source_system: str
+    session: AsyncSession,
+    settings: Settings,
+    items: Sequence[RatingToWrite],
+    source_system: str,
+    client: str | None = None,
 ) -> tuple[list[RatingAccepted], list[_CaseStart]]:
     """Write ratings (of one record or many) and each bad one's case and outbox row; the caller commits.
 
@@ -165,6 +173,9 @@ async def write_ratings(
         await session.rollback()
         raise AlreadyRated(_taken_target([item.fields for item in items])) from None
     enqueue_rating_pushes(session, rows, settings.upstream_enabled)  # reported upstream (docs/upstream.md)
+    # What the suspicious-rating detectors compare, in this transaction (docs/suspicious-ratings.md).
+    rated = [(item.record, rating) for item, rating in zip(items, rows, strict=True)]
+    suspicion.fingerprint(session, settings.signing_key(), rated, client)
 
     starts: list[_CaseStart] = []
     accepted = []

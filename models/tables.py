@@ -15,6 +15,7 @@ from models.rater_links import RaterLink
 from models.rating_intake import RatingInvitation
 from models.ratings import Rating
 from models.services import ServiceItem, ServiceRecord
+from models.suspicion.records import RatingFingerprint, SuspicionFlag, SuspicionFlagRating
 from models.upstream import UpstreamPush
 from models.users import ApiKey, User
 from models.windows import ServiceWindow, WindowCheckAttempt
@@ -34,12 +35,15 @@ __all__ = [
     "PolicyVersion",
     "RaterLink",
     "Rating",
+    "RatingFingerprint",
     "RatingInvitation",
     "Region",
     "ServiceItem",
     "ServiceRecord",
     "ServiceWindow",
     "Staff",
+    "SuspicionFlag",
+    "SuspicionFlagRating",
     "Unit",
     "UpstreamPush",
     "User",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from api.deps import SessionDep, SettingsDep, TemporalDep
+from api.deps import SessionDep, SettingsDep, TemporalDep, client_address
 from models.db import utcnow
 from models.deadlines import rule_text_zh
 from models.organisation import Staff, Unit
@@ -30,6 +30,7 @@ from models.rating_intake import (
 )
 from models.ratings import RatingTarget
 from models.services import ServiceItem, ServiceRecord
+from models.suspicion.keys import rater_client
 from pages.citizen.rating_form import FIELDS, SCORES, questions_for, read_form
 from pages.citizen.web import csrf_ok, form_text, new_csrf, notice, page, set_csrf, token_shape_ok
 from pages.citizen.web import with_defaults as _with_defaults
@@ -139,8 +140,9 @@ async def rate(
 
     try:
         result = await accept_ratings(
-            session, settings, temporal, invited.record, read.ratings, QR_SOURCE_SYSTEM, use_invitation
-        )
+            session, settings, temporal, invited.record, read.ratings, QR_SOURCE_SYSTEM, use_invitation,
+            client=rater_client(client_address(request), request.headers.get("user-agent", "")),
+        )  # fmt: skip
     except AlreadyRated:
         return _already_rated(409)
     if not any(accepted.is_bad for accepted in result.accepted):
