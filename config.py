@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     public_rate_limit_per_minute: int = Field(
         default=60, ge=1, description="Requests per client per minute on public routes (login, rater pages)"
     )
+    device_heartbeat_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Window rating devices send a heartbeat this often; one silent for 2.5 intervals is dropped",
+    )
     request_body_max_bytes: int = Field(
         default=64 * 1024, ge=1024, description="Largest request body accepted; a larger one is refused with 413"
     )

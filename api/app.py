@@ -22,6 +22,8 @@ from api import (
     service_records,
     upstream,
 )
+from api.devices.hub import DeviceHub
+from api.devices.router import router as devices_router
 from api.docs import install_docs
 from api.handlers import install_exception_handlers
 from api.middleware import (
@@ -52,10 +54,12 @@ def create_app(
     owns_db = db is None
     db = db or Database(settings.async_sqlalchemy_url)
     temporal = temporal or TemporalConnection(settings)
+    devices = DeviceHub(settings, db)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        await devices.close()
         if owns_db:
             await db.dispose()
 
@@ -72,6 +76,7 @@ def create_app(
     app.state.settings = settings
     app.state.db = db
     app.state.temporal = temporal
+    app.state.devices = devices
     # Added innermost first: a request meets the request id first and the rate limiter last.
     app.middleware("http")(PublicRateLimiter(settings.public_rate_limit_per_minute))
     app.add_middleware(NulGuardMiddleware)
@@ -106,6 +111,7 @@ def create_app(
     app.include_router(policies.router)
     app.include_router(calendar.router)
     app.include_router(rater_pages.router)
+    app.include_router(devices_router)
     app.include_router(upstream.router)
     install_pages(app)
     return app

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from api.deps import CurrentApiClient, SessionDep, SettingsDep
+from api.devices.hub import DevicesDep
 from api.errors import api_error, error_responses
 from api.params import IdPath
 from models.calendar import load_calendar
@@ -46,9 +47,17 @@ RecordNoPath = Annotated[str, Path(min_length=1, max_length=64, description="办
     responses=error_responses(409),
 )
 async def register_service_record(
-    body: ServiceRecordCreate, session: SessionDep, settings: SettingsDep, api_client: CurrentApiClient
+    body: ServiceRecordCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    api_client: CurrentApiClient,
+    devices: DevicesDep,
 ) -> ServiceRecordRead:
-    """Register one completed transaction. The calling system becomes its source system."""
+    """Register one completed transaction. The calling system becomes its source system.
+
+    A window transaction with its staff member also gets a rating link that is pushed to that staff
+    member's rating device (评价器, docs/devices.md), in the same database transaction.
+    """
     item = (await session.exec(select(ServiceItem).where(ServiceItem.code == body.item_code))).first()
     if item is None:
         raise api_error(422, "unknown_item", f"事项编码 {body.item_code} 不存在", field="item_code")
@@ -85,10 +94,13 @@ async def register_service_record(
     )
     session.add(record)
     try:
-        await session.commit()
+        await session.flush()
     except IntegrityError:
         await session.rollback()
         raise api_error(409, "duplicate_record", f"办件编号 {body.record_no} 已登记", field="record_no") from None
+    push = await devices.stage_counter_page(session, record, api_client.source_system)
+    await session.commit()
+    await devices.published(push)
     assert record.id is not None
     return ServiceRecordRead(
         id=record.id,

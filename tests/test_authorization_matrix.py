@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, APIWebSocketRoute
 
 from api.app import create_app
 from models.case.records import Case
@@ -33,6 +33,8 @@ OTHER_REVIEWER = "other_reviewer"  # a reviewer of another top-level office: the
 CALLERS = [ANONYMOUS, API_KEY, OWN_STAFF, OTHER_STAFF, SUPERVISOR, OTHER_SUPERVISOR, REVIEWER, OTHER_REVIEWER, ADMIN]
 USERS = {OWN_STAFF, OTHER_STAFF, SUPERVISOR, OTHER_SUPERVISOR, REVIEWER, OTHER_REVIEWER, ADMIN}
 PUBLIC = "public"  # open on purpose; the token or the form is the credential
+# A WebSocket route: open to connect, the first message authenticates (tests/test_devices.py proves each refusal).
+IN_BAND = "authenticates in-band"
 
 UNIT_STEP = {OWN_STAFF}
 RULES: dict[tuple[str, str], set[str] | str] = {
@@ -76,6 +78,8 @@ RULES: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/v1/ratings/export"): {ADMIN},
     ("GET", "/api/v1/upstream/dead-letters"): {ADMIN},
     ("POST", "/api/v1/upstream/pushes/{push_id}/retry"): {ADMIN},
+    # Window rating devices (评价器): login {staff_no, key} with the hall system's API key (docs/devices.md).
+    ("WS", "/ws/devices"): IN_BAND,
 }
 
 # Case steps: who may take each comes from the step table itself.
@@ -127,6 +131,8 @@ def api_routes(app: FastAPI) -> set[tuple[str, str]]:
             elif isinstance(route, APIRoute):
                 assert route.methods is not None  # FastAPI fills in ["GET"] when none are given
                 found.update((method, route.path) for method in route.methods - {"HEAD"})
+            elif isinstance(route, APIWebSocketRoute):
+                found.add(("WS", route.path))
             elif getattr(route, "path", None) not in FRAMEWORK_ROUTES:
                 found.add(("ANY", str(getattr(route, "path", route))))
 
@@ -253,6 +259,8 @@ async def test_authorization_matrix(offline_api: httpx.AsyncClient, demo: DemoCr
     failures = []
     for method, path in sorted(RULES):
         rule = RULES[(method, path)]
+        if rule == IN_BAND:
+            continue  # no HTTP caller's credentials count there
         url = re.sub(r"\{(\w+)\}", lambda m: PATH_VALUES[m.group(1)], path)
         for caller in CALLERS:
             if path == "/api/v1/auth/token":

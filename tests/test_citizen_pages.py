@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
@@ -261,7 +261,14 @@ async def test_a_window_code_with_the_right_and_the_wrong_check(
     assert thanks.status_code == 200 and "感谢您的评价" in thanks.text
     async with db.session() as session:
         rating = (await session.exec(select(Rating))).one()
-        invitation = (await session.exec(select(RatingInvitation).where(RatingInvitation.record_id == row.id))).one()
+        invitations = (
+            await session.exec(
+                select(RatingInvitation).where(RatingInvitation.record_id == row.id).order_by(col(RatingInvitation.id))
+            )
+        ).all()
+    # The counter device's link came with the registration (docs/devices.md); the window's code made the other.
+    counter, invitation = invitations
+    assert counter.issued_by == "demo-hall" and counter.token_sealed is not None and counter.used_at is None
     assert rating.record_id == row.id and rating.channel == RatingChannel.QR_CODE
     assert invitation.issued_by == f"window:{DEMO_WINDOW}" and invitation.token_sealed is None
     assert abs(invitation.expires_at - invitation.created_at - timedelta(minutes=30)) < timedelta(seconds=5)
