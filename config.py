@@ -123,6 +123,7 @@ class Settings(BaseSettings):
     upstream_backoff_seconds: float = Field(default=2.0, gt=0, description="Wait after the first failure; doubles")
     upstream_backoff_max_seconds: float = Field(default=600.0, gt=0, description="Longest wait between attempts")
     upstream_relay_interval_seconds: float = Field(default=2.0, gt=0, description="How often the worker looks")
+    upstream_relay_concurrency: int = Field(default=8, ge=1, le=64, description="Pushes one worker sends at once")
     upstream_lease_seconds: float = Field(
         default=60.0, gt=0, description="How long a worker holds a push it is sending before another may retry it"
     )

@@ -1,10 +1,11 @@
 """The upstream relay: pushes every pending rating and case result to the platform, in the worker.
 
 Push rows are written with what they report (models/upstream.py); this loop claims and sends them
-(activities/upstream_sender.py) one at a time, oldest due first. When an attempt fails in a way that
-may pass (the platform down, slow or overloaded) the pass ends there: the push that failed waits
-for its backoff and the rest wait for the next pass, instead of each timing out in turn. With
-reporting off (no HCP_UPSTREAM_URL) the relay does not run.
+(activities/upstream_sender.py), oldest due first, `HCP_UPSTREAM_RELAY_CONCURRENCY` at a time: each
+push waits on a database commit or two and on the platform, so a few in flight multiply the rate.
+When an attempt fails in a way that may pass (the platform down, slow or overloaded) the pass
+starts no more: the push that failed waits for its backoff and the rest for the next pass, instead
+of each timing out in turn. With reporting off (no HCP_UPSTREAM_URL) the relay does not run.
 """
 
 from __future__ import annotations
@@ -31,18 +32,31 @@ class UpstreamRelay:
         self._settings = settings
 
     async def drain_once(self, sender: UpstreamSender) -> int:
-        """Send every push that is due now; stop at the first failure that may pass. Returns how many were tried."""
+        """Send every push that is due now, a few at a time; after a failure that may pass, start no more.
+
+        Returns how many were tried.
+        """
         tried = 0
-        while True:
-            due = await sender.due(BATCH_SIZE)
-            for push_id in due:
+        failing = False
+        limit = asyncio.Semaphore(self._settings.upstream_relay_concurrency)
+
+        async def send(push_id: int) -> None:
+            nonlocal tried, failing
+            async with limit:
+                if failing:
+                    return
                 push = await sender.claim(push_id)
                 if push is None:  # another relay took it
-                    continue
+                    return
                 tried += 1
                 if await sender.deliver(push) == PushStatus.PENDING:
-                    return tried
-            if len(due) < BATCH_SIZE:
+                    failing = True
+
+        while True:
+            due = await sender.due(BATCH_SIZE)
+            before = tried
+            await asyncio.gather(*(send(push_id) for push_id in due))
+            if failing or len(due) < BATCH_SIZE or tried == before:
                 return tried
 
     async def run(self, stop: asyncio.Event) -> None:
