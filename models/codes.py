@@ -24,6 +24,7 @@ T = TypeVar("T")
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policy"
 CODES_DIR = POLICY_DIR / "codes"
 SOURCES_DIR = POLICY_DIR / "sources"
+STANDARD_CHANNELS = "channel-gbt39046"
 
 CodeText = Annotated[str, Field(pattern=r"^[0-9A-Za-z]{1,8}$")]
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
@@ -135,6 +136,13 @@ class CodeBook(BaseModel):
 
     def source(self, source_system: str) -> SourceCodes | None:
         return self.sources.get(source_system)
+
+    def standard_channels(self) -> ChannelTable:
+        """The channel words of GB/T 39046 表9 (评价渠道 is text there): how files name channels."""
+        table = self.tables.get(STANDARD_CHANNELS)
+        if not isinstance(table, ChannelTable):
+            raise ValueError(f"policy/codes/{STANDARD_CHANNELS}.toml is missing: 表9 channel words are read with it")
+        return table
 
 
 _AnyTable = Annotated[SatisfactionTable | ChannelTable, Field(discriminator="kind")]

@@ -172,10 +172,9 @@ async def write_ratings(
     except IntegrityError:
         await session.rollback()
         raise AlreadyRated(_taken_target([item.fields for item in items])) from None
-    enqueue_rating_pushes(session, rows, settings.upstream_enabled)  # reported upstream (docs/upstream.md)
-    # What the suspicious-rating detectors compare, in this transaction (docs/suspicious-ratings.md).
-    rated = [(item.record, rating) for item, rating in zip(items, rows, strict=True)]
-    suspicion.fingerprint(session, settings.signing_key(), rated, client)
+    stage_with_ratings(
+        session, settings, [(item.record, rating) for item, rating in zip(items, rows, strict=True)], client
+    )
 
     starts: list[_CaseStart] = []
     accepted = []
@@ -192,24 +191,37 @@ async def write_ratings(
     return accepted, starts
 
 
+def stage_with_ratings(
+    session: AsyncSession, settings: Settings, rated: Sequence[tuple[ServiceRecord, Rating]], client: str | None
+) -> None:
+    """What every written rating brings into its transaction, whoever wrote it (the import's COPY too)."""
+    enqueue_rating_pushes(session, [rating for _, rating in rated], settings.upstream_enabled)  # docs/upstream.md
+    # What the suspicious-rating detectors compare, in this transaction (docs/suspicious-ratings.md).
+    suspicion.fingerprint(session, settings.signing_key(), rated, client)
+
+
+def rating_values(record_id: int, fields: RatingFields, pinned: PinnedPolicy, source_system: str) -> dict[str, Any]:
+    """A rating's columns (all but its id) as intake writes them: the import's COPY writes the same."""
+    return {
+        "record_id": record_id,
+        "level": fields.level,
+        "channel": fields.channel,
+        "target": fields.target,
+        "answers": fields.answers,
+        "comment": fields.comment,
+        "real_name": fields.real_name,
+        "rater_name": fields.rater_name,
+        "rater_phone": fields.rater_phone,
+        "rater_email": fields.rater_email,
+        "is_bad": pinned.profile.is_bad(fields.level.value),
+        "adopted": True,
+        "source_system": source_system,
+        "submitted_at": fields.submitted_at or utcnow(),
+    }
+
+
 def _rating_row(record_id: int, fields: RatingFields, pinned: PinnedPolicy, source_system: str) -> Rating:
-    row = Rating(
-        record_id=record_id,
-        level=fields.level,
-        channel=fields.channel,
-        target=fields.target,
-        answers=fields.answers,
-        comment=fields.comment,
-        real_name=fields.real_name,
-        rater_name=fields.rater_name,
-        rater_phone=fields.rater_phone,
-        rater_email=fields.rater_email,
-        is_bad=pinned.profile.is_bad(fields.level.value),
-        source_system=source_system,
-    )
-    if fields.submitted_at is not None:
-        row.submitted_at = fields.submitted_at
-    return row
+    return Rating(**rating_values(record_id, fields, pinned, source_system))
 
 
 def _taken_target(ratings: Sequence[RatingFields]) -> RatingTarget:

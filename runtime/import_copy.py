@@ -1,0 +1,92 @@
+"""The import's PostgreSQL writer: a chunk's ratings through COPY, in one transaction with their cases.
+
+Rating ids are drawn from the table's sequence first, so the rows can go through COPY (psycopg's
+`cursor.copy`, the database's own bulk path) and still be known by id. Each row's values come from
+intake's own `rating_values` (models/rating_intake.py), with rater contact encrypted by the column's
+own type. A bad rating then gets its case and outbox row from intake's `open_case`, and every rating
+what `stage_with_ratings` adds to any rating's transaction (its upstream push, its fingerprint), all
+before the one commit. A rating written meanwhile by another path for the same record and target makes
+COPY fail on the unique constraint: the caller rolls the chunk back and judges it again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from sqlalchemy import text
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from config import Settings
+from models.bulk_intake import ItemReady
+from models.pii import EncryptedText
+from models.rating_intake import open_case, rating_values, stage_with_ratings
+from models.ratings import Rating, RatingAccepted
+
+RATING_COLUMNS = (
+    "id", "record_id", "level", "channel", "target", "answers", "comment", "real_name",
+    "rater_name", "rater_phone", "rater_email", "is_bad", "adopted", "source_system", "submitted_at",
+)  # fmt: skip
+_COPY = f"COPY rating ({', '.join(RATING_COLUMNS)}) FROM STDIN"
+_ENCRYPTED = EncryptedText()
+
+
+async def copy_chunk(
+    session: AsyncSession, settings: Settings, ready: Sequence[ItemReady], source_system: str
+) -> list[RatingAccepted]:
+    """Write the chunk's ratings, cases, outbox rows and side rows; the caller commits. Raises on a conflict."""
+    if not ready:
+        return []
+    connection = await (await session.connection()).get_raw_connection()
+    driver = connection.driver_connection
+    assert isinstance(driver, psycopg.AsyncConnection), "the COPY path is PostgreSQL's (psycopg)"
+    ids = await _new_ids(session, len(ready))
+    ratings: list[Rating] = []
+    async with driver.cursor() as cursor, cursor.copy(_COPY) as copy:
+        for rating_id, item in zip(ids, ready, strict=True):
+            assert item.write.record.id is not None
+            values = rating_values(item.write.record.id, item.write.fields, item.write.pinned, source_system)
+            await copy.write_row(_copy_row(rating_id, values))
+            # The rating as written, for the code below that reads it (never added to the session).
+            ratings.append(Rating.model_construct(id=rating_id, **values))
+
+    accepted = []
+    for item, rating in zip(ready, ratings, strict=True):
+        case_id = None
+        if rating.is_bad:
+            start = await open_case(session, settings, item.write.record, rating, item.write.pinned)
+            case_id = start.workflow_input.case_id
+        assert rating.id is not None
+        accepted.append(RatingAccepted(rating_id=rating.id, is_bad=rating.is_bad, case_id=case_id))
+    stage_with_ratings(session, settings, [(i.write.record, r) for i, r in zip(ready, ratings, strict=True)], None)
+    await session.flush()
+    return accepted
+
+
+async def _new_ids(session: AsyncSession, count: int) -> list[int]:
+    rows = await (await session.connection()).execute(
+        text("SELECT nextval(pg_get_serial_sequence('rating', 'id')) FROM generate_series(1, :n)"), {"n": count}
+    )
+    return [row[0] for row in rows]
+
+
+def _copy_row(rating_id: int, values: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        rating_id,
+        values["record_id"],
+        values["level"].value,
+        values["channel"].value,
+        values["target"].value,
+        json.dumps(values["answers"]),  # as SQLAlchemy's JSON type writes it
+        values["comment"],
+        values["real_name"],
+        _ENCRYPTED.process_bind_param(values["rater_name"], None),
+        _ENCRYPTED.process_bind_param(values["rater_phone"], None),
+        _ENCRYPTED.process_bind_param(values["rater_email"], None),
+        values["is_bad"],
+        values["adopted"],
+        values["source_system"],
+        values["submitted_at"],
+    )
