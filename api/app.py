@@ -36,6 +36,7 @@ from api.middleware import (
 )
 from api.openapi import install_openapi
 from api.rate_limit import PublicRateLimiter
+from api.suspicious_ratings import router as suspicious_ratings_router
 from config import Settings, get_settings
 from models.codes import code_book
 from models.db import Database
@@ -107,6 +108,7 @@ def create_app(
     app.include_router(cases.router)
     app.include_router(rater_privacy.router)
     app.include_router(audit.router)
+    app.include_router(suspicious_ratings_router)
     app.include_router(admin.router)
     app.include_router(policies.router)
     app.include_router(calendar.router)

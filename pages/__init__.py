@@ -11,7 +11,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from pages import admin, auth_pages, cases, ledger, reviews, supervision
+from pages import admin, auth_pages, cases, ledger, reviews, supervision, suspicious
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -24,4 +24,5 @@ def install_pages(app: FastAPI) -> None:
     app.include_router(supervision.router)
     app.include_router(ledger.router)
     app.include_router(reviews.router)
+    app.include_router(suspicious.router)
     app.include_router(admin.router)

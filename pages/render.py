@@ -36,6 +36,7 @@ NAV: dict[Role, tuple[NavItem, ...]] = {
     Role.SUPERVISOR: (
         NavItem("/board", "督办看板"),
         NavItem("/ledger", "整改台账"),
+        NavItem("/suspicious", "可疑评价"),
         NavItem("/cases", "全部工单"),
     ),
     Role.REVIEWER: (NavItem("/reviews", "申诉复核"), NavItem("/reviews/decided", "已作决定")),

@@ -25,6 +25,7 @@ from models.db import Database
 from runtime.seed import DemoCredentials
 from tests.support.http import bad_rating, login
 from tests.support.page_rules import PAGE_RULES
+from tests.support.suspicion import plant_flag
 
 ANONYMOUS, API_KEY = "anonymous", "api_key"
 OWN_STAFF, OTHER_STAFF, SUPERVISOR, REVIEWER, ADMIN = "own_staff", "other_staff", "supervisor", "reviewer", "admin"
@@ -78,6 +79,9 @@ RULES: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/v1/ratings/export"): {ADMIN},
     ("GET", "/api/v1/upstream/dead-letters"): {ADMIN},
     ("POST", "/api/v1/upstream/pushes/{push_id}/retry"): {ADMIN},
+    # Suspicious ratings (可疑评价): supervisors of the flag's units (another subtree sees an empty list) and admins.
+    ("GET", "/api/v1/suspicious-ratings"): {SUPERVISOR, OTHER_SUPERVISOR, ADMIN},
+    ("POST", "/api/v1/suspicious-ratings/{flag_id}/decision"): {SUPERVISOR, ADMIN},
     # Window rating devices (评价器): login {staff_no, key} with the hall system's API key (docs/devices.md).
     ("WS", "/ws/devices"): IN_BAND,
 }
@@ -102,6 +106,7 @@ PATH_VALUES = {
     "record_no": "DEMO-0005",
     "invitation_id": "1",
     "push_id": "1",
+    "flag_id": "1",
 }
 SOON = "2030-01-01T00:00:00+08:00"
 OTHER_OFFICE = {"code": "WH-ZWB", "name": "威海市政务服务管理办公室", "region_code": "370600"}
@@ -207,6 +212,7 @@ def _body(method: str, path: str, profile: dict[str, Any]) -> dict[str, Any]:
         ("PUT", "/api/v1/policies/{code}"): {"profile": profile, "note": "矩阵测试"},
         ("PUT", "/api/v1/regions/{region_code}/policy"): {"policy_code": "yantai"},
         ("PUT", "/api/v1/calendar/{year}"): {"holidays": ["2027-01-01"], "workdays": [], "source": "矩阵测试"},
+        ("POST", "/api/v1/suspicious-ratings/{flag_id}/decision"): {"decision": "dismissed", "note": "矩阵测试"},
     }
     body = bodies.get((method, path))
     if isinstance(body, dict) and set(body) == {"json"}:
@@ -236,6 +242,8 @@ async def test_authorization_matrix(offline_api: httpx.AsyncClient, demo: DemoCr
             )
         )
         await session.commit()
+    # A suspicious-rating flag on the case's rating (unit 2): a supervisor of 人社局 does not see it.
+    assert await plant_flag(db) == int(PATH_VALUES["flag_id"])
     headers: dict[str, dict[str, str]] = {ANONYMOUS: {}, API_KEY: {"X-API-Key": demo.api_key}}
     for caller, username in ((OWN_STAFF, "scj_staff"), (OTHER_STAFF, "rsj_staff"), (SUPERVISOR, "supervisor"),
                              (REVIEWER, "reviewer"), (ADMIN, "admin")):  # fmt: skip

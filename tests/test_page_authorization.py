@@ -34,6 +34,7 @@ from tests.support.page_rules import (
     SUPERVISOR,
 )
 from tests.support.pages import page_login
+from tests.support.suspicion import plant_flag
 
 CALLERS = {
     OWN_STAFF: "scj_staff",
@@ -53,10 +54,12 @@ PATH_VALUES = {
     "token": "not-a-real-token",
     "window_code": "NO-SUCH-WINDOW",
     "push_id": "1",  # the rating's push, kept as skipped (reporting is off in tests)
+    "flag_id": "1",  # a suspicious-rating flag of unit 2, planted below
 }
 FORMS = {
     "/cases/{case_id}/rater-contact": {"reason": "电话回访"},
     "/admin/users/{user_id}/active": {"active": "true"},
+    "/suspicious/{flag_id}/decision": {"decision": "dismissed", "note": "矩阵测试"},
 }
 
 
@@ -87,6 +90,7 @@ async def test_page_authorization_matrix(
             assert user.id is not None
             token, _ = create_access_token(user.id, settings.signing_key(), 10, password_hash=user.password_hash)
             sessions[caller] = (token, csrf_token(settings, token))
+    assert await plant_flag(db) == int(PATH_VALUES["flag_id"])
 
     failures = []
     rules: list[tuple[str, str, set[str] | str]] = []

@@ -35,6 +35,8 @@ PAGE_RULES: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/ledger.csv"): {SUPERVISOR},
     ("GET", "/reviews"): {REVIEWER},
     ("GET", "/reviews/decided"): {REVIEWER},
+    ("GET", "/suspicious"): {SUPERVISOR, ADMIN},
+    ("POST", "/suspicious/{flag_id}/decision"): {SUPERVISOR, ADMIN},
     # The rater's pages: a dynamic code (一人一事一码), a window's static code (一窗一码) and its QR codes.
     ("GET", "/q/{token}"): PUBLIC,
     ("POST", "/q/{token}"): PUBLIC,
