@@ -88,6 +88,7 @@ async def _apply(session: AsyncSession, finding: Finding) -> Outcome:
             reason=finding.reason,
             first_at=now,
             last_at=now,
+            created_at=now,
         )
         session.add(flag)
         await session.flush()
