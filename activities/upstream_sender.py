@@ -34,8 +34,12 @@ log = logging.getLogger(__name__)
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
 EXCERPT_CHARS = 200
-# What an answer could echo of a rater's comment: phone numbers, ID numbers and email addresses.
-_CONTACT_LIKE = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+|\d[\d\s-]{5,}\d")
+# What an answer could echo of a rater's comment: mobile and landline numbers, ID card numbers, email
+# addresses. Only whole digit runs: push ids, times and codes in the answer stay readable.
+_CONTACT_LIKE = re.compile(
+    r"[\w.+-]+@[\w-]+(\.[\w-]+)+"
+    r"|(?<![0-9])(1[3-9][0-9]{9}|0[0-9]{2,3}-?[0-9]{7,8}|[0-9]{17}[0-9Xx])(?![0-9])"
+)
 
 
 class _Transient(Exception):

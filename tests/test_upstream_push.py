@@ -17,6 +17,7 @@ import pytest
 import pytest_asyncio
 from sqlmodel import col, select
 
+from activities.upstream_sender import excerpt
 from config import Settings
 from models.db import Database
 from models.ratings import Rating
@@ -201,3 +202,17 @@ async def test_with_reporting_off_a_rating_is_kept_as_skipped(
     [push] = await pushes(db)
     assert (push.kind, push.subject_id, push.status, push.attempts) == ("rating", rating_id, PushStatus.SKIPPED, 0)
     assert "HCP_UPSTREAM_URL" in push.last_error and upstream.requests == []
+
+
+def test_a_reason_keeps_ids_and_times_and_blanks_contact_details() -> None:
+    answer = (
+        '{"push_id": "e6d8b013-a4d3-b991-49e883bb7c0b", "评价时间": "20261123T123346", "phone": "13800009999",\n'
+        '"tel": "0535-6123456", "email": "zhang.sanfeng@example.com", "id": "37060219900101123X", "n": "138000099991"}'
+    )
+    assert (
+        excerpt(answer)
+        == (
+            '{"push_id": "e6d8b013-a4d3-b991-49e883bb7c0b", "评价时间": "20261123T123346", "phone": "***", "tel": "***", '
+            '"email": "***", "id": "***", "n": "138000099991"}'
+        )[:200]
+    )
