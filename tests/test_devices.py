@@ -42,7 +42,8 @@ async def test_a_device_logs_in_with_a_work_number_and_its_hall_systems_key(
             ok = await pad.login("SCJ-001", demo.api_key)
             assert ok["type"] == "login_ok", ok
             assert (ok["staff_no"], ok["staff_name"], ok["unit_name"]) == ("SCJ-001", "陈窗口", "烟台市市场监督管理局")
-            assert ok["heartbeat_seconds"] == 60 and ok["server_time"].endswith("+08:00")
+            assert isinstance(ok["heartbeat_seconds"], int) and ok["heartbeat_seconds"] == 60
+            assert ok["server_time"].endswith("+08:00")
             # The seed's rating link (DEMO-0007, 陈窗口's window transaction) is still open: the device opens it.
             pending = await pad.receive()
             assert (pending["type"], pending["record_no"]) == ("open_rating", "DEMO-0007"), pending

@@ -140,7 +140,7 @@ class DeviceConversation:
                 "staff_no": found.staff_no,
                 "staff_name": found.staff_name,
                 "unit_name": found.unit_name,
-                "heartbeat_seconds": self.settings.device_heartbeat_seconds,
+                "heartbeat_seconds": _number(self.settings.device_heartbeat_seconds),
                 "server_time": protocol.china_time(utcnow()),
             }
         )
@@ -202,3 +202,8 @@ class DeviceConversation:
         with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
             await self.ws.close(code=code)
         raise _Ended()
+
+
+def _number(seconds: float) -> int | float:
+    """60, not 60.0: device firmware often parses an integer."""
+    return int(seconds) if seconds.is_integer() else seconds
