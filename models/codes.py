@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Callable
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -72,14 +72,27 @@ class SatisfactionTable(_Table):
             raise ValueError(f"a satisfaction table gives each of {', '.join(LEVELS)} one code")
         return self
 
+    # Lookups by dict, made on first use and kept in the instance: an import asks them for every row.
+    @cached_property
+    def _by_code(self) -> dict[str, RatingLevel]:
+        return {c.code: c.level for c in self.codes}
+
+    @cached_property
+    def _by_level(self) -> dict[RatingLevel, str]:
+        return {c.level: c.code for c in self.codes}
+
+    @cached_property
+    def _by_label(self) -> dict[str, RatingLevel]:
+        return {c.label: c.level for c in self.codes}
+
     def level_of(self, code: str) -> RatingLevel | None:
-        return next((c.level for c in self.codes if c.code == code), None)
+        return self._by_code.get(code)
 
     def code_of(self, level: RatingLevel) -> str:
-        return next(c.code for c in self.codes if c.level == level)
+        return self._by_level[level]
 
     def level_by_label(self, label: str) -> RatingLevel | None:
-        return next((c.level for c in self.codes if c.label == label), None)
+        return self._by_label.get(label)
 
 
 class ChannelTable(_Table):
@@ -98,14 +111,26 @@ class ChannelTable(_Table):
         )
         return self
 
+    @cached_property
+    def _by_code(self) -> dict[str, RatingChannel]:
+        return {c.code: c.channel for c in self.codes}
+
+    @cached_property
+    def _by_channel(self) -> dict[RatingChannel, str]:
+        return {c.channel: c.code for c in self.codes}
+
+    @cached_property
+    def _by_label(self) -> dict[str, RatingChannel]:
+        return {c.label: c.channel for c in self.codes}
+
     def channel_of(self, code: str) -> RatingChannel | None:
-        return next((c.channel for c in self.codes if c.code == code), None)
+        return self._by_code.get(code)
 
     def code_of(self, channel: RatingChannel) -> str | None:
-        return next((c.code for c in self.codes if c.channel == channel), None)
+        return self._by_channel.get(channel)
 
     def channel_by_label(self, label: str) -> RatingChannel | None:
-        return next((c.channel for c in self.codes if c.label == label), None)
+        return self._by_label.get(label)
 
 
 class _SourceFile(_Strict):

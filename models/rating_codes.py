@@ -40,13 +40,22 @@ def read_rating(
     source = book.source(source_system)
     level = _level(body, source, source_system)
     channel = _channel(body, source, source_system)
+    if body.level is not None and body.channel is not None and not body.tag_codes:
+        return RatingFields.of(body)  # by name already: nothing to read (and no copy: an import does this per row)
     answers: dict[str, Any] = dict(body.answers)
     if body.tag_codes:
         answers[TAGS_ANSWER_KEY] = _tags(body.tag_codes, level, source, source_system, tags)
     named = body.model_copy(
-        update={"level": level, "channel": channel, "satisfaction_code": None, "channel_code": None, "tag_codes": []}
+        update={
+            "level": level,
+            "channel": channel,
+            "answers": answers,
+            "satisfaction_code": None,
+            "channel_code": None,
+            "tag_codes": [],
+        }
     )
-    return RatingFields.of(named.model_copy(update={"answers": answers}))
+    return RatingFields.of(named)
 
 
 def _level(body: RatingCreate, source: SourceCodes | None, source_system: str) -> RatingLevel:

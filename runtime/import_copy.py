@@ -4,8 +4,8 @@ Rating ids are drawn from the table's sequence first, so the rows can go through
 `cursor.copy`, the database's own bulk path) and still be known by id. Each row's values come from
 intake's own `rating_values` (models/rating_intake.py), with rater contact encrypted by the column's
 own type. A bad rating then gets its case and outbox row from intake's `open_case`, and every rating
-what `stage_with_ratings` adds to any rating's transaction (its upstream push, its fingerprint), all
-before the one commit. A rating written meanwhile by another path for the same record and target makes
+the rows `stage_with_ratings` adds to any rating's transaction (its upstream push, its fingerprint),
+built for COPY by runtime/import_side_rows.py; all before the one commit. A rating written meanwhile by another path for the same record and target makes
 COPY fail on the unique constraint: the caller rolls the chunk back and judges it again.
 """
 
@@ -22,8 +22,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from config import Settings
 from models.bulk_intake import ItemReady
 from models.pii import EncryptedText
-from models.rating_intake import open_case, rating_values, stage_with_ratings
+from models.rating_intake import open_case, rating_values
 from models.ratings import Rating, RatingAccepted
+from runtime.import_side_rows import Written, copy_side_rows
 
 RATING_COLUMNS = (
     "id", "record_id", "level", "channel", "target", "answers", "comment", "real_name",
@@ -43,24 +44,23 @@ async def copy_chunk(
     driver = connection.driver_connection
     assert isinstance(driver, psycopg.AsyncConnection), "the COPY path is PostgreSQL's (psycopg)"
     ids = await _new_ids(session, len(ready))
-    ratings: list[Rating] = []
+    written: list[Written] = []
     async with driver.cursor() as cursor, cursor.copy(_COPY) as copy:
         for rating_id, item in zip(ids, ready, strict=True):
-            assert item.write.record.id is not None
-            values = rating_values(item.write.record.id, item.write.fields, item.write.pinned, source_system)
+            record = item.write.record
+            assert record.id is not None
+            values = rating_values(record.id, item.write.fields, item.write.pinned, source_system)
             await copy.write_row(_copy_row(rating_id, values))
-            # The rating as written, for the code below that reads it (never added to the session).
-            ratings.append(Rating.model_construct(id=rating_id, **values))
+            written.append((record, rating_id, values))
 
     accepted = []
-    for item, rating in zip(ready, ratings, strict=True):
+    for item, (record, rating_id, values) in zip(ready, written, strict=True):
         case_id = None
-        if rating.is_bad:
-            start = await open_case(session, settings, item.write.record, rating, item.write.pinned)
-            case_id = start.workflow_input.case_id
-        assert rating.id is not None
-        accepted.append(RatingAccepted(rating_id=rating.id, is_bad=rating.is_bad, case_id=case_id))
-    stage_with_ratings(session, settings, [(i.write.record, r) for i, r in zip(ready, ratings, strict=True)], None)
+        if values["is_bad"]:  # rare: the rating as written, for intake's open_case (never added to the session)
+            rating = Rating.model_construct(id=rating_id, **values)
+            case_id = (await open_case(session, settings, record, rating, item.write.pinned)).workflow_input.case_id
+        accepted.append(RatingAccepted(rating_id=rating_id, is_bad=values["is_bad"], case_id=case_id))
+    await copy_side_rows(session, driver, settings, written)
     await session.flush()
     return accepted
 

@@ -23,12 +23,16 @@ from models.codes import code_book
 from models.db import Database
 from models.deadlines import CHINA_TZ
 from models.outbox import OutboxEntry
+from models.rating_intake import stage_with_ratings
 from models.ratings import Rating, RatingChannel, RatingLevel
+from models.services import ServiceRecord
+from models.suspicion.records import RatingFingerprint
 from models.table9_import import RowReader, read_header
 from models.upstream import UpstreamPush
 from runtime.import_copy import RATING_COLUMNS, copy_chunk
 from runtime.import_ratings import import_file
 from runtime.import_run import Importer, Row
+from runtime.import_side_rows import SIDE_TABLES, fingerprint_row, push_row
 from runtime.seed import DemoCredentials
 from tests.support.http import bad_rating
 from tests.support.intake import add_records, count
@@ -88,6 +92,7 @@ async def test_a_table9_file_is_imported_with_rejects_by_reason_and_a_reimport_w
     assert await count(db, Rating) == 12
     assert await count(db, Case) == 2 and await count(db, OutboxEntry) == 2
     assert await count(db, UpstreamPush) == 12  # every rating is reported upstream, imported ones too
+    assert await count(db, RatingFingerprint) == 12  # and fingerprinted for the suspicious-rating detectors
 
     async with db.session() as session:
         ratings = {r.record_id: r for r in (await session.exec(select(Rating))).all()}
@@ -242,3 +247,38 @@ async def test_a_rating_written_meanwhile_makes_the_chunk_judge_again(
     assert (importer.tally.written, importer.tally.cases) == (2, 2)
     assert importer.tally.rejected == {"already_rated": [3]}
     assert await count(db, Rating) == 3 and await count(db, Case) == 3 and await count(db, OutboxEntry) == 3
+
+
+async def test_the_imports_side_rows_are_what_intake_stages_for_each_rating(
+    settings: Settings, db: Database, demo: DemoCredentials, offline_api: httpx.AsyncClient
+) -> None:
+    """The COPY path builds push and fingerprint rows itself: column by column, they must be stage_with_ratings'."""
+    headers = {"X-API-Key": demo.api_key}
+    for body in (bad_rating("DEMO-0001", target="staff"), bad_rating("DEMO-0002", level="satisfied", rater=None,
+                 real_name=False, comment="")):  # fmt: skip
+        assert (await offline_api.post("/api/v1/ratings", json=body, headers=headers)).status_code == 201
+    async with db.session() as session:
+        rated = [
+            (await session.get(ServiceRecord, rating.record_id), rating)
+            for rating in (await session.exec(select(Rating).order_by(col(Rating.id)))).all()
+        ]
+        session.expunge_all()
+        stage_with_ratings(session, settings, rated, None)  # type: ignore[arg-type]
+        staged = list(session.new)
+        await session.rollback()
+    assert {type(o).__tablename__ for o in staged} == SIDE_TABLES, "the import must write every side row too"
+    key = settings.signing_key()
+    pushes = sorted((o for o in staged if isinstance(o, UpstreamPush)), key=lambda p: p.subject_id)
+    for record, rating in rated:
+        assert record is not None and rating.id is not None
+        values = {name: getattr(rating, name) for name in RATING_COLUMNS if name != "id"}
+        staged_print = next(o for o in staged if isinstance(o, RatingFingerprint) and o.rating_id == rating.id)
+        assert fingerprint_row(key, record, rating.id, values) == staged_print.model_dump()
+    template = {name: getattr(pushes[0], name) for name in UpstreamPush.model_fields if name != "id"}
+    built = push_row(template, pushes[1].subject_id)
+    expected = pushes[1].model_dump(exclude={"id"})
+    for moment in ("created_at", "next_attempt_at"):  # made a moment apart
+        if expected[moment] is not None:
+            assert abs((built.pop(moment) - expected.pop(moment)).total_seconds()) < 5
+    assert built.pop("push_key") != expected.pop("push_key")
+    assert built == expected
