@@ -83,12 +83,19 @@ class DeviceHub:
         box = Mailbox(identity)
         older = self._boxes.get(identity.staff_id)
         self._boxes[identity.staff_id] = box
+        notice = LoggedIn(staff_id=identity.staff_id, connection_id=box.connection_id)
+        try:
+            async with self.db.session() as session:
+                await self.bus.send(session, notice)
+                await session.commit()
+        except BaseException:
+            # Not announced: this login did not happen, and the older device stays the staff member's.
+            self.detach(box)
+            if older is not None:
+                self._boxes.setdefault(identity.staff_id, older)
+            raise
         if older is not None:
             older.queue.put_nowait(Signal.REPLACED)
-        notice = LoggedIn(staff_id=identity.staff_id, connection_id=box.connection_id)
-        async with self.db.session() as session:
-            await self.bus.send(session, notice)
-            await session.commit()
         await self.bus.committed(notice)
         return box
 
