@@ -147,7 +147,8 @@ async def accept_ratings(
     await session.commit()
     for start in starts:
         await _start_after_commit(session, temporal, settings, start)
-    await suspicion.check_new_ratings(session, [a.rating_id for a in accepted])  # flags only; never raises
+    # Flags only, never raises (docs/suspicious-ratings.md); the unit's thresholds are the profile just pinned.
+    await suspicion.check_new_ratings(session, [a.rating_id for a in accepted], pinned.profile.suspicion)
     return IntakeResult(accepted=accepted, policy=pinned)
 
 

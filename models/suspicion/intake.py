@@ -23,6 +23,7 @@ from models.suspicion.in_force import default_rules, unit_rules
 from models.suspicion.keys import client_key, content_key, phone_key
 from models.suspicion.patterns import COUNT_PATTERNS, find
 from models.suspicion.records import RatingFingerprint
+from models.suspicion.rules import SuspicionRules
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +58,15 @@ def fingerprint(
         )
 
 
-async def check_new_ratings(session: AsyncSession, rating_ids: Sequence[int]) -> None:
-    """After the intake's commit: flag what the new ratings complete. Never raises; the sweep covers a failure."""
+async def check_new_ratings(
+    session: AsyncSession, rating_ids: Sequence[int], unit: SuspicionRules | None = None
+) -> None:
+    """After the intake's commit: flag what the new ratings complete. Never raises; the sweep covers a failure.
+
+    `unit`: the thresholds of the ratings' unit, when the caller has its profile at hand (intake has).
+    """
     try:
-        for finding in await _findings(session, rating_ids):
+        for finding in await _findings(session, rating_ids, unit):
             await raise_flag(session, finding)
     except Exception as exc:  # noqa: BLE001 - committed ratings stand; the sweep runs these patterns again
         log.warning("suspicion checks of ratings %s failed after commit (%s); left to the sweep", list(rating_ids), type(exc).__name__)  # fmt: skip
@@ -68,7 +74,7 @@ async def check_new_ratings(session: AsyncSession, rating_ids: Sequence[int]) ->
             await session.rollback()
 
 
-async def _findings(session: AsyncSession, rating_ids: Sequence[int]) -> list[Finding]:
+async def _findings(session: AsyncSession, rating_ids: Sequence[int], known: SuspicionRules | None) -> list[Finding]:
     rows = (
         await session.exec(
             select(RatingFingerprint, ServiceRecord)
@@ -80,7 +86,7 @@ async def _findings(session: AsyncSession, rating_ids: Sequence[int]) -> list[Fi
     across = await default_rules(session)
     findings: list[Finding] = []
     for fp, record in rows:
-        unit = await unit_rules(session, fp.unit_id)
+        unit = known or await unit_rules(session, fp.unit_id)
         for pattern in COUNT_PATTERNS:
             rules = across if pattern.across_units else unit
             values = pattern.values_of(fp)
