@@ -118,6 +118,7 @@ CHANNEL_LABELS_ZH = {
     RatingChannel.HALL_TERMINAL: "政务大厅其他终端",
     RatingChannel.PHONE: "电话",
     RatingChannel.SMS: "短信",
+    RatingChannel.SYSTEM_DEFAULT: "系统默认评价",
 }
 
 
