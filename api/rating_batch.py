@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.deps import CurrentApiClient, SessionDep, SettingsDep
 from api.errors import api_error, error_responses
 from api.idempotency import MAX_KEY_LENGTH, fingerprint
+from config import Settings
 from models.bulk_intake import IntakeItem, ItemDone, ItemReady, ItemRefused, PolicyCache, Prepared, prepare
 from models.idempotency import IdempotentResponse
 from models.rating_intake import AlreadyRated, write_ratings
@@ -108,7 +109,7 @@ async def submit_rating_batch(
 
 async def _take(
     session: AsyncSession,
-    settings: SettingsDep,
+    settings: Settings,
     source_system: str,
     scope: str,
     checked: list[RatingBatchItem | ItemRefused],

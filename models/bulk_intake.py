@@ -10,7 +10,7 @@ the first time) or ready; the ready ones are written by models/rating_intake.py'
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -102,7 +102,7 @@ async def prepare(
             continue
         pinned = await policies.of(session, record.unit_id)
         try:
-            fields = read_rating(item.body, source_system, pinned.profile.tags, book)
+            fields = read_rating(item.body, source_system, pinned.profile.tags, book, item.submitted_at)
             check_targets(record, [fields])
         except CodeRefused as refused:
             judged[item.position] = ItemRefused(
@@ -114,8 +114,6 @@ async def prepare(
                 item.position, "no_staff_to_rate", "该办件没有经办工作人员，只能评价事项", "target", "staff"
             )
             continue
-        if item.submitted_at is not None:
-            fields = replace(fields, submitted_at=item.submitted_at)
         candidates.append((item, record, fields, pinned))
 
     existing = await _ratings_of(session, {record.id for _, record, _, _ in candidates if record.id is not None})

@@ -8,6 +8,7 @@ the field, the value and the source, so the sending system's operators can find 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from models.codes import CodeBook, SourceCodes, code_book
@@ -33,15 +34,21 @@ class CodeRefused(IntakeRefused):
 
 
 def read_rating(
-    body: RatingCreate, source_system: str, tags: TagCatalogue, book: CodeBook | None = None
+    body: RatingCreate,
+    source_system: str,
+    tags: TagCatalogue,
+    book: CodeBook | None = None,
+    submitted_at: datetime | None = None,
 ) -> RatingFields:
-    """What the body says, by name, whichever way it was sent. Raises CodeRefused."""
+    """What the body says, by name, whichever way it was sent (rated at `submitted_at`, if known). Raises CodeRefused."""
     book = book or code_book()
     source = book.source(source_system)
     level = _level(body, source, source_system)
     channel = _channel(body, source, source_system)
     if body.level is not None and body.channel is not None and not body.tag_codes:
-        return RatingFields.of(body)  # by name already: nothing to read (and no copy: an import does this per row)
+        return RatingFields.of(
+            body, submitted_at
+        )  # by name already: nothing to read (and no copy: an import does this per row)
     answers: dict[str, Any] = dict(body.answers)
     if body.tag_codes:
         answers[TAGS_ANSWER_KEY] = _tags(body.tag_codes, level, source, source_system, tags)
@@ -55,7 +62,7 @@ def read_rating(
             "tag_codes": [],
         }
     )
-    return RatingFields.of(named)
+    return RatingFields.of(named, submitted_at)
 
 
 def _level(body: RatingCreate, source: SourceCodes | None, source_system: str) -> RatingLevel:

@@ -77,7 +77,7 @@ class RatingFields:
     submitted_at: datetime | None = None  # when the rater rated, if the source says (an import); else now
 
     @classmethod
-    def of(cls, body: RatingCreate) -> RatingFields:
+    def of(cls, body: RatingCreate, submitted_at: datetime | None = None) -> RatingFields:
         """A body by level and channel name; one in a source's codes is read by models/rating_codes.py first."""
         assert body.level is not None and body.channel is not None, "read codes with models.rating_codes.read_rating"
         return cls(
@@ -90,6 +90,7 @@ class RatingFields:
             rater_name=body.rater.name if body.rater else None,
             rater_phone=body.rater.phone if body.rater else None,
             rater_email=str(body.rater.email) if body.rater and body.rater.email else None,
+            submitted_at=submitted_at,
         )
 
 

@@ -106,8 +106,9 @@ class RowReader:
     now: datetime
 
     def item(self, position: int, row: Mapping[str, Any]) -> IntakeItem | ItemRefused:
-        values = {self.columns.meaning[h]: _text(v) for h, v in row.items() if h in self.columns.meaning}
-        structured = {self.columns.meaning[h]: v for h, v in row.items() if h in self.columns.meaning}
+        meaning = self.columns.meaning
+        structured = {meaning[h]: v for h, v in row.items() if h in meaning}
+        values = {what: _text(v) for what, v in structured.items()}
         try:
             body, rated_at = self._body(values, structured)
         except _Refused as refused:

@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -27,6 +27,7 @@ from models.rating_intake import stage_with_ratings
 from models.ratings import Rating, RatingChannel, RatingLevel
 from models.services import ServiceRecord
 from models.suspicion.records import RatingFingerprint
+from models.table9_export import Table9Export, day_range
 from models.table9_import import RowReader, read_header
 from models.upstream import UpstreamPush
 from runtime.import_copy import RATING_COLUMNS, copy_chunk
@@ -282,3 +283,25 @@ async def test_the_imports_side_rows_are_what_intake_stages_for_each_rating(
             assert abs((built.pop(moment) - expected.pop(moment)).total_seconds()) < 5
     assert built.pop("push_key") != expected.pop("push_key")
     assert built == expected
+
+
+async def test_this_systems_own_table9_export_reads_back_row_for_row(
+    settings: Settings, db: Database, demo: DemoCredentials, offline_api: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """The export (runtime.export_ratings) is a 表9 file too: every row reads, and meets the rating it came from."""
+    headers = {"X-API-Key": demo.api_key}
+    bodies = [
+        bad_rating("DEMO-0001"),
+        bad_rating("DEMO-0001", target="staff", level="satisfied"),
+        bad_rating("DEMO-0002", comment="=1+1"),
+    ]
+    for body in bodies:
+        assert (await offline_api.post("/api/v1/ratings", json=body, headers=headers)).status_code == 201
+    export = Table9Export(db, *day_range(date.today() - timedelta(days=1), date.today() + timedelta(days=1)))
+    path = tmp_path / "export.csv"
+    path.write_text("".join([chunk async for chunk in export.chunks()]), encoding="utf-8")
+    tally = await import_file(settings, path, "national-platform", "csv", progress_out=io.StringIO())
+    # Nothing is written twice, and no row fails to read: each meets its own rating (from another source).
+    assert (tally.rows, tally.written, tally.already) == (3, 0, 0)
+    assert tally.rejected == {"already_rated": [2, 3, 4]}
+    assert await count(db, Rating) == 3
