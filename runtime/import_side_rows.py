@@ -23,7 +23,9 @@ from enum import Enum
 from typing import Any
 
 import psycopg
+import sqlalchemy as sa
 from sqlalchemy import Table
+from sqlalchemy.types import TypeEngine
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -93,25 +95,19 @@ async def copy_rows(driver: psycopg.AsyncConnection[Any], model: type[SQLModel],
     missing = set(_columns(model)) - set(names) - {"id"}
     if missing or len(names) != len(rows[0]):
         raise ValueError(f"rows for {_table(model).name} do not match its columns: {sorted(missing or set(rows[0]))}")
-    # Enums as their values and JSON as text, decided once per column from the first row.
-    convert = [(name, _converter(rows[0][name])) for name in names]
+    # Enums as their values and JSON as text, decided once per column by its type.
+    convert = [(name, _converter(_table(model).columns[name].type)) for name in names]
     async with driver.cursor() as cursor, cursor.copy(f'COPY "{_table(model).name}" ({", ".join(names)}) FROM STDIN') as copy:  # fmt: skip
         for row in rows:
             await copy.write_row([row[name] if how is None else how(row[name]) for name, how in convert])
 
 
-def _converter(sample: Any) -> Callable[[Any], Any] | None:
-    if isinstance(sample, Enum):
+def _converter(kind: TypeEngine[Any]) -> Callable[[Any], Any] | None:
+    if isinstance(kind, sa.Enum):
         return lambda value: value.value if isinstance(value, Enum) else value
-    if isinstance(sample, dict | list):
+    if isinstance(kind, sa.JSON):
         return json.dumps
-    return _any if sample is None else None  # a column empty in the first row: look at each value
-
-
-def _any(value: Any) -> Any:
-    if isinstance(value, Enum):
-        return value.value
-    return json.dumps(value) if isinstance(value, dict | list) else value
+    return None
 
 
 def _table(model: type[SQLModel]) -> Table:
