@@ -48,6 +48,7 @@ CHANNEL_WORDS = {
     RatingChannel.HALL_TERMINAL: "政务大厅其他终端",
     RatingChannel.PHONE: "电话",
     RatingChannel.SMS: "短信",
+    RatingChannel.SYSTEM_DEFAULT: "系统默认评价",
 }
 # 附录 A.8: 1 非常满意 … 5 非常不满意. Some provincial platforms count the other way (1 非常不满意 … 5 非常满意).
 _GBT_LEVEL_CODES = {level: str(n) for n, level in enumerate(RatingLevel, start=1)}

@@ -18,7 +18,8 @@ from config import PROJECT_ROOT, Settings
 from models.audit import AuditEvent
 from models.db import Database
 from models.deadlines import CHINA_TZ
-from models.ratings import Rating
+from models.ratings import Rating, RatingChannel
+from models.upstream_fields import CHANNEL_WORDS
 from runtime.seed import DemoCredentials
 from tests.support.http import RATER, bad_rating, login
 
@@ -144,3 +145,9 @@ async def test_the_command_writes_the_same_file_as_the_api(
     async with db.session() as session:
         exports = (await session.exec(select(AuditEvent).where(AuditEvent.action == "export.ratings_table9"))).all()
     assert [(e.actor, e.reason) for e in exports[1:]] == [("system", "runtime.export_ratings")] * 2
+
+
+def test_every_channel_has_its_platform_word() -> None:
+    """A channel added to RatingChannel must be given the platform's word, or pushing and exporting it fails."""
+    assert set(CHANNEL_WORDS) == set(RatingChannel)
+    assert CHANNEL_WORDS[RatingChannel.SYSTEM_DEFAULT] == "系统默认评价"
