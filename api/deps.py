@@ -76,7 +76,8 @@ async def current_user(
     return user
 
 
-async def _api_client_from_header(key: str | None, session: AsyncSession) -> ApiKey | None:
+async def api_client_of_key(key: str | None, session: AsyncSession) -> ApiKey | None:
+    """The unrevoked business-system key a presented key matches (X-API-Key, a rating device's login), else None."""
     if not key:
         return None
     prefix = api_key_prefix(key)
@@ -92,7 +93,7 @@ async def current_api_client(
     session: SessionDep, x_api_key: Annotated[str | None, Header(description="Business-system API key")] = None
 ) -> ApiKey:
     """The calling business system; 401 without a valid, unrevoked X-API-Key."""
-    client = await _api_client_from_header(x_api_key, session)
+    client = await api_client_of_key(x_api_key, session)
     if client is None:
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,
@@ -118,7 +119,7 @@ async def current_user_or_api_client(
     user = await user_from_token(token, session, settings)
     if user is not None:
         return Caller(user=user)
-    client = await _api_client_from_header(x_api_key, session)
+    client = await api_client_of_key(x_api_key, session)
     if client is not None:
         return Caller(api_client=client)
     raise _UNAUTHENTICATED

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.credentials import api_key_matches, api_key_prefix
+from api.deps import api_client_of_key
 from models.organisation import Staff, Unit
 from models.services import ServiceRecord
 from models.users import ApiKey
@@ -37,19 +37,9 @@ class DeviceIdentity:
     source_system: str
 
 
-async def _valid_key(session: AsyncSession, key: str) -> ApiKey | None:
-    prefix = api_key_prefix(key)
-    if prefix is None:
-        return None
-    row = (await session.exec(select(ApiKey).where(ApiKey.prefix == prefix))).first()
-    if row is None or row.revoked_at is not None or not api_key_matches(key, row.key_hash):
-        return None
-    return row
-
-
 async def authenticate(session: AsyncSession, staff_no: str, key: str) -> DeviceIdentity | str:
     """The device's identity, or why it is refused (for the log only: the device gets one answer for all)."""
-    api_key = await _valid_key(session, key)
+    api_key = await api_client_of_key(key, session)
     staff = (await session.exec(select(Staff).where(Staff.staff_no == staff_no))).first()
     if api_key is None:
         return "key"
