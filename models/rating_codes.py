@@ -7,14 +7,17 @@ the field, the value and the source, so the sending system's operators can find 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from models.codes import CodeBook, SourceCodes, code_book
 from models.policy import TagCatalogue
 from models.rating_intake import IntakeRefused, RatingFields
 from models.ratings import LEVEL_LABELS_ZH, TAGS_ANSWER_KEY, RatingChannel, RatingCreate, RatingLevel
+
+T = TypeVar("T")
 
 TAG_NUMBER_DIGITS = 2
 
@@ -66,59 +69,57 @@ def read_rating(
 
 
 def _level(body: RatingCreate, source: SourceCodes | None, source_system: str) -> RatingLevel:
-    if body.level is not None and body.satisfaction_code is not None:
-        raise CodeRefused(
-            "both_given",
-            "satisfaction_code",
-            body.satisfaction_code,
-            source_system,
-            f"level（{body.level.value}）与 satisfaction_code（{body.satisfaction_code}）只能给出一个（来源系统 {source_system}）",
-        )
-    if body.level is not None:
-        return body.level
-    if body.satisfaction_code is None:
-        raise CodeRefused(
-            "missing", "level", "", source_system, "须给出评价等级：level（名称）或 satisfaction_code（代码）"
-        )
-    table = _tables(source, "satisfaction_code", body.satisfaction_code, source_system).satisfaction
-    level = table.level_of(body.satisfaction_code)
-    if level is None:
-        raise CodeRefused(
-            "unknown_code",
-            "satisfaction_code",
-            body.satisfaction_code,
-            source_system,
-            f"来源系统 {source_system} 的满意度代码表（{table.name}）中没有代码 {body.satisfaction_code}",
-        )
-    return level
+    return _named_or_coded(
+        body.level, body.satisfaction_code, ("level", "satisfaction_code", "评价等级", "满意度代码表"),
+        lambda tables, code: tables.satisfaction.level_of(code), lambda tables: tables.satisfaction.name,
+        source, source_system,
+    )  # fmt: skip
 
 
 def _channel(body: RatingCreate, source: SourceCodes | None, source_system: str) -> RatingChannel:
-    if body.channel is not None and body.channel_code is not None:
+    return _named_or_coded(
+        body.channel, body.channel_code, ("channel", "channel_code", "评价渠道", "评价渠道代码表"),
+        lambda tables, code: tables.channels.channel_of(code), lambda tables: tables.channels.name,
+        source, source_system,
+    )  # fmt: skip
+
+
+def _named_or_coded(
+    named: T | None,
+    code: str | None,
+    words: tuple[str, str, str, str],
+    look_up: Callable[[SourceCodes, str], T | None],
+    table_name: Callable[[SourceCodes], str],
+    source: SourceCodes | None,
+    source_system: str,
+) -> T:
+    """A level or channel given by name or as the source's code, never both; an unknown code is named."""
+    name_field, code_field, what, table_words = words
+    if named is not None and code is not None:
         raise CodeRefused(
             "both_given",
-            "channel_code",
-            body.channel_code,
+            code_field,
+            code,
             source_system,
-            f"channel（{body.channel.value}）与 channel_code（{body.channel_code}）只能给出一个（来源系统 {source_system}）",
+            f"{name_field}（{getattr(named, 'value', named)}）与 {code_field}（{code}）只能给出一个（来源系统 {source_system}）",
         )
-    if body.channel is not None:
-        return body.channel
-    if body.channel_code is None:
+    if named is not None:
+        return named
+    if code is None:
         raise CodeRefused(
-            "missing", "channel", "", source_system, "须给出评价渠道：channel（名称）或 channel_code（代码）"
+            "missing", name_field, "", source_system, f"须给出{what}：{name_field}（名称）或 {code_field}（代码）"
         )
-    table = _tables(source, "channel_code", body.channel_code, source_system).channels
-    channel = table.channel_of(body.channel_code)
-    if channel is None:
+    tables = _tables(source, code_field, code, source_system)
+    found = look_up(tables, code)
+    if found is None:
         raise CodeRefused(
             "unknown_code",
-            "channel_code",
-            body.channel_code,
+            code_field,
+            code,
             source_system,
-            f"来源系统 {source_system} 的评价渠道代码表（{table.name}）中没有代码 {body.channel_code}",
+            f"来源系统 {source_system} 的{table_words}（{table_name(tables)}）中没有代码 {code}",
         )
-    return channel
+    return found
 
 
 def _tags(
