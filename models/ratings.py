@@ -55,16 +55,35 @@ class RatingTarget(StrEnum):
     STAFF = "staff"  # 工作人员 (window transactions only)
 
 
+class ServiceStage(StrEnum):
+    """Which stage of the service a rating judges (评价环节), where a source rates stages separately."""
+
+    WHOLE = "whole"  # 整体: the transaction as a whole (every source that does not rate stages)
+    ACCEPTANCE = "acceptance"  # 受理
+    HANDLING = "handling"  # 办理
+    COMPLETION = "completion"  # 办结
+
+
 class Rating(SQLModel, table=True):
     """One rating of one target of one service record. Rater contact columns are PII: never log or send them."""
 
-    __table_args__ = (UniqueConstraint("record_id", "target", name="uq_rating_record_target"),)
+    __table_args__ = (
+        UniqueConstraint("record_id", "target", "stage", "follow_up", name="uq_rating_record_target_stage_follow_up"),
+    )
 
     id: int | None = SQLField(default=None, primary_key=True)
     record_id: int = SQLField(foreign_key="servicerecord.id", index=True)
     level: RatingLevel = SQLField(sa_type=str_enum(RatingLevel))
     channel: RatingChannel = SQLField(sa_type=str_enum(RatingChannel))
     target: RatingTarget = SQLField(sa_type=str_enum(RatingTarget))
+    stage: ServiceStage = SQLField(
+        default=ServiceStage.WHOLE, sa_type=str_enum(ServiceStage), sa_column_kwargs={"server_default": "whole"}
+    )
+    # 0 = the rating; n = the rater's n-th follow-up rating (追评) of the same target and stage.
+    follow_up: int = SQLField(default=0, sa_column_kwargs={"server_default": "0"})
+    # A batch (一次办多件) or theme (一件事) rating is written on each record it covers; the copies point at
+    # the first row, which alone carries a case.
+    lead_rating_id: int | None = SQLField(default=None, foreign_key="rating.id", index=True)
     answers: dict[str, Any] = SQLField(default_factory=dict, sa_column=Column(JSON, nullable=False))
     comment: str = SQLField(default="", max_length=2000)
     real_name: bool = False

@@ -13,6 +13,7 @@ from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
 from models.db import UTCDateTime, str_enum, utcnow
+from models.pii import EncryptedText
 from models.request_body import RequestBody
 
 _PHONE_RE = re.compile(r"^\+?\d[\d\- ]{5,19}$")
@@ -28,6 +29,13 @@ class ServiceChannel(StrEnum):
 
     WINDOW = "window"  # 窗口办理
     ONLINE = "online"  # 网上办理
+
+
+class BundleKind(StrEnum):
+    """Why several records share a bundle number, and so one rating."""
+
+    VISIT = "visit"  # 一次办多件: several transactions at one visit
+    THEME = "theme"  # 一件事: the items of one theme, applied for together
 
 
 class ServiceItem(SQLModel, table=True):
@@ -53,6 +61,12 @@ class ServiceRecord(SQLModel, table=True):
     # A keyed digest of the applicant phone's last four digits (phone_check_digest), never the phone:
     # the rater proves a record is theirs with it at a window's code (一窗一码).
     applicant_phone_check: str | None = Field(default=None, max_length=64)
+    bundle_no: str | None = Field(default=None, max_length=64, index=True, description="批次号 / 一件事办件编号")
+    bundle_kind: BundleKind | None = Field(default=None, sa_type=str_enum(BundleKind))
+    # The applicant's contact for a rating invitation (评价邀请), encrypted like a rater's (models/pii.py).
+    applicant_phone: str | None = Field(default=None, sa_type=EncryptedText)
+    applicant_email: str | None = Field(default=None, sa_type=EncryptedText)
+    invited_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class ServiceRecordCreate(RequestBody):
