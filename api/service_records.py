@@ -23,7 +23,8 @@ from models.db import utcnow
 from models.deadlines import compute_due
 from models.organisation import Staff, Unit
 from models.policy_store import policy_for_unit
-from models.rating_intake import RatingInvitation, RatingLinkIssued, issue_invitation, rated_targets, targets_of
+from models.rating_intake import rated_targets, targets_of
+from models.rating_invitations import RatingInvitation, RatingLinkIssued, issue_invitation
 from models.services import (
     ServiceChannel,
     ServiceItem,

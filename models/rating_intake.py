@@ -6,8 +6,7 @@ bad one's case row and outbox entry, in one transaction. Each bad rating's workf
 at once; if Temporal does not answer within a couple of seconds the ratings still stand and the
 worker's outbox relay starts the cases later (docs/decisions/0001-case-row-written-with-the-rating.md).
 
-Rating invitations (评价邀请, 一人一事一码) live here too: a random token for one service record,
-of which only a hash is stored, like the rater's answer links (models/rater_links.py).
+Rating invitations (评价邀请, 一人一事一码) are in models/rating_invitations.py.
 """
 
 from __future__ import annotations
@@ -20,22 +19,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
-from pydantic import Field as PydanticField
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field, SQLModel, col, select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from config import Settings
 from models.case.records import Case
 from models.case.vocabulary import CaseWorkflowInput, workflow_id_for_rating
-from models.db import UTCDateTime, utcnow
+from models.db import utcnow
 from models.outbox import START_CASE, OutboxEntry
-from models.pii import EncryptedText
 from models.policy import PinnedPolicy
 from models.policy_store import policy_for_unit
-from models.rater_links import hash_token, new_token
 from models.ratings import Rating, RatingAccepted, RatingChannel, RatingCreate, RatingLevel, RatingTarget
 from models.services import ServiceRecord
 from models.suspicion import intake as suspicion
@@ -316,52 +311,3 @@ async def rated_targets(session: AsyncSession, record_id: int) -> set[RatingTarg
     """The targets of a record that have a rating already."""
     found = (await session.exec(select(Rating.target).where(Rating.record_id == record_id))).all()
     return {RatingTarget(target) for target in found}
-
-
-class RatingInvitation(SQLModel, table=True):
-    """An invitation to rate one service record (一人一事一码): the URL carries a random token, never the record.
-
-    Issued to the business system that registered the record (it prints or sends the link, and
-    only it may fetch the QR code again: the token is kept sealed for that), or for a few minutes
-    after a rater proved at a window's code that the record is theirs (no sealed token then).
-    """
-
-    id: int | None = Field(default=None, primary_key=True)
-    record_id: int = Field(foreign_key="servicerecord.id", index=True)
-    token_hash: str = Field(max_length=64, unique=True)
-    token_sealed: str | None = Field(default=None, sa_type=EncryptedText, description="the token, encrypted")
-    issued_by: str = Field(max_length=64, description='the source system, or "window:<code>"')
-    expires_at: datetime = Field(sa_type=UTCDateTime)
-    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-
-
-def issue_invitation(
-    session: AsyncSession, record_id: int, issued_by: str, expires_at: datetime, keep_token: bool
-) -> tuple[RatingInvitation, str]:
-    """A new invitation (added to the session; the caller commits) and its token for the URL."""
-    token, token_hash = new_token()
-    invitation = RatingInvitation(
-        record_id=record_id,
-        token_hash=token_hash,
-        token_sealed=token if keep_token else None,
-        issued_by=issued_by,
-        expires_at=expires_at,
-    )
-    session.add(invitation)
-    return invitation, token
-
-
-async def find_invitation(session: AsyncSession, token: str) -> RatingInvitation | None:
-    return (
-        await session.exec(select(RatingInvitation).where(RatingInvitation.token_hash == hash_token(token)))
-    ).first()
-
-
-class RatingLinkIssued(BaseModel):
-    """Response of POST /api/v1/service-records/{record_no}/rating-link."""
-
-    url: str = PydanticField(description="The rating page for this record; the token in it is the only credential")
-    qr_svg_url: str = PydanticField(description="The link as a QR code (SVG), for the issuing system's key only")
-    qr_png_url: str = PydanticField(description="The link as a QR code (PNG), for the issuing system's key only")
-    expires_at: datetime

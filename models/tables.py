@@ -12,7 +12,7 @@ from models.organisation import Region, Staff, Unit
 from models.outbox import OutboxEntry
 from models.policy_store import PolicyVersion
 from models.rater_links import RaterLink
-from models.rating_intake import RatingInvitation
+from models.rating_invitations import RatingInvitation
 from models.ratings import Rating
 from models.services import ServiceItem, ServiceRecord
 from models.suspicion.records import RatingFingerprint, SuspicionFlag, SuspicionFlagRating

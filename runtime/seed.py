@@ -13,7 +13,7 @@ from models.credentials import hash_password, new_api_key
 from models.db import Database
 from models.organisation import Region, Staff, Unit
 from models.policy_store import sync_policy_files
-from models.rating_intake import issue_invitation
+from models.rating_invitations import issue_invitation
 from models.services import ApplicantType, ServiceChannel, ServiceItem, ServiceRecord, phone_check_digest
 from models.users import ApiKey, Role, User
 from models.windows import ServiceWindow

@@ -18,7 +18,7 @@ from models.case.records import Case
 from models.db import Database, utcnow
 from models.outbox import OutboxEntry
 from models.rater_links import new_token
-from models.rating_intake import RatingInvitation
+from models.rating_invitations import RatingInvitation
 from models.ratings import Rating, RatingChannel, RatingTarget
 from models.services import ServiceRecord
 from models.windows import WindowCheckAttempt

@@ -16,7 +16,7 @@ from api.devices.protocol import CloseCode
 from config import Settings
 from models.db import Database, utcnow
 from models.deadlines import CHINA_TZ
-from models.rating_intake import RatingInvitation
+from models.rating_invitations import RatingInvitation
 from models.ratings import Rating
 from models.services import ServiceRecord
 from runtime.seed import DemoCredentials

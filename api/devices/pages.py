@@ -24,7 +24,8 @@ from models.calendar import load_calendar
 from models.db import utcnow
 from models.deadlines import compute_due
 from models.policy_store import policy_for_unit
-from models.rating_intake import RatingInvitation, issue_invitation, targets_of
+from models.rating_intake import targets_of
+from models.rating_invitations import RatingInvitation, issue_invitation
 from models.ratings import Rating, RatingTarget
 from models.services import ServiceChannel, ServiceItem, ServiceRecord
 from pages.citizen.qr import rating_url

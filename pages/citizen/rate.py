@@ -19,15 +19,8 @@ from models.deadlines import rule_text_zh
 from models.organisation import Staff, Unit
 from models.policy import DeadlineName, PinnedPolicy
 from models.policy_store import policy_for_unit
-from models.rating_intake import (
-    AlreadyRated,
-    RatingAccepted,
-    RatingInvitation,
-    accept_ratings,
-    find_invitation,
-    rated_targets,
-    targets_of,
-)
+from models.rating_intake import AlreadyRated, RatingAccepted, accept_ratings, rated_targets, targets_of
+from models.rating_invitations import RatingInvitation, find_invitation
 from models.ratings import RatingTarget
 from models.services import ServiceItem, ServiceRecord
 from models.suspicion.keys import rater_client

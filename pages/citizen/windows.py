@@ -20,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.deps import SessionDep, SettingsDep, client_address
 from models.db import utcnow
 from models.organisation import Unit
-from models.rating_intake import issue_invitation
+from models.rating_invitations import issue_invitation
 from models.services import PHONE_CHECK_DIGITS, ServiceRecord
 from models.windows import (
     CHECK_LOCK,

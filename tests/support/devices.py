@@ -20,7 +20,7 @@ from api.devices.router import DEVICES_PATH
 from config import Settings
 from models.db import Database
 from models.organisation import Staff
-from models.rating_intake import RatingInvitation
+from models.rating_invitations import RatingInvitation
 from runtime.temporal import TemporalConnection
 from tests.support.browser import LiveServer, listening_socket, serve, url_of
 from tests.support.settings import free_port
