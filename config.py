@@ -113,6 +113,22 @@ class Settings(BaseSettings):
         description="How long a case action waits for the workflow to take the step before answering 503 or 202",
     )
 
+    # The rating sweep (docs/operations.md): default ratings and invitations to unrated raters, from a Schedule.
+    rating_sweep_interval_seconds: float = Field(
+        default=300.0, ge=1, description="How often the worker's Temporal Schedule runs the rating sweep"
+    )
+    rating_sweep_batch_size: int = Field(
+        default=500, ge=1, le=5000, description="Records per sweep batch (one activity, one transaction)"
+    )
+    rating_invitation_quiet_hours: str = Field(
+        default="21:00-08:00",
+        pattern=r"^(\s*|\d{2}:\d{2}-\d{2}:\d{2})$",
+        description="China time when no invitation is sent (one queued then waits until it ends); empty: none",
+    )
+    rating_default_lookback_days: int = Field(
+        default=30, ge=1, le=366, description="Default ratings: records whose moment passed longer ago are left alone"
+    )
+
     # Upstream reporting to the provincial or national 好差评 platform (docs/upstream.md).
     upstream_url: str = Field(
         default="", description="Where ratings and case results are pushed (POST, JSON). Empty: reporting off"
@@ -181,11 +197,18 @@ class Settings(BaseSettings):
     def _generated_secret(self, name: str, make: Callable[[], str]) -> str:
         """A secret made once for the embedded default and kept, owner-readable only, under data/."""
         path = self.data_dir / name
+        if (known := _generated_secrets.get(path)) is not None:
+            return known  # read once: intake signs with it on every rating
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(make())
             path.chmod(0o600)
-        return path.read_text().strip()
+        _generated_secrets[path] = secret = path.read_text().strip()
+        return secret
+
+
+# The embedded default's generated secrets, by file: a file once read is kept (it is never rewritten).
+_generated_secrets: dict[Path, str] = {}
 
 
 @lru_cache

@@ -115,6 +115,10 @@ async def _cached(session: AsyncSession, key_query: Any, code: str) -> PinnedPol
     if found is None:
         return None
     version, created_at = found
+    return await _parsed(session, code, version, created_at)
+
+
+async def _parsed(session: AsyncSession, code: str, version: int, created_at: datetime) -> PinnedPolicy:
     key = (code, version, created_at)
     if key not in _parsed_versions:
         row = (
@@ -153,12 +157,20 @@ async def policy_for_unit(session: AsyncSession, unit_id: int) -> PinnedPolicy:
     """The latest version of the profile the unit's region runs under (the national default if unset)."""
     from models.organisation import Region, Unit  # local: organisation imports nothing from here, keep it so
 
-    code = (
+    # One query on the intake's path: the newest version of the region's profile, found by the unit.
+    region_code = (
+        select(Region.policy_code).join(Unit, col(Unit.region_id) == Region.id).where(Unit.id == unit_id)
+    ).scalar_subquery()
+    found = (
         await session.exec(
-            select(Region.policy_code).join(Unit, col(Unit.region_id) == Region.id).where(Unit.id == unit_id)
+            select(PolicyVersion.code, PolicyVersion.version, PolicyVersion.created_at)
+            .where(PolicyVersion.code == func.coalesce(region_code, DEFAULT_POLICY))
+            .order_by(col(PolicyVersion.version).desc())
+            .limit(1)
         )
-    ).first() or DEFAULT_POLICY
-    pinned = await latest_policy(session, code) or await latest_policy(session, DEFAULT_POLICY)
+    ).first()
+    # A region naming a profile that has no version runs under the default, as an unset one does.
+    pinned = await _parsed(session, *found) if found else await latest_policy(session, DEFAULT_POLICY)
     if pinned is None:
         raise RuntimeError("no policy profile is loaded; run the policy sync (make run does it at start)")
     return pinned

@@ -27,6 +27,10 @@ from models.suspicion.rules import SuspicionRules
 
 log = logging.getLogger(__name__)
 
+# The fingerprints staged in a session, kept for the checks after its commit: the rows are in memory
+# (sessions keep objects after commit), so the checks need not read them back.
+_STAGED = "suspicion.staged_fingerprints"
+
 # 好评: the top two of the five levels, as the bottom two are 差评 (国办发〔2019〕51号 三(一)).
 GOOD_LEVELS = frozenset({RatingLevel.VERY_SATISFIED, RatingLevel.SATISFIED})
 
@@ -35,27 +39,28 @@ def fingerprint(
     session: AsyncSession, signing_key: str, rated: Sequence[tuple[ServiceRecord, Rating]], client: str | None
 ) -> None:
     """Stage each new rating's fingerprint in the intake's transaction (the ratings are flushed: ids known)."""
+    staged: dict[int, tuple[RatingFingerprint, ServiceRecord]] = session.info.setdefault(_STAGED, {})
     for record, rating in rated:
         assert rating.id is not None and record.id is not None
         content, chars = content_key(signing_key, rating.comment, rating.answers)
-        session.add(
-            RatingFingerprint(
-                rating_id=rating.id,
-                record_id=record.id,
-                unit_id=record.unit_id,
-                staff_id=record.staff_id if rating.target == RatingTarget.STAFF else None,
-                good=rating.level in GOOD_LEVELS,
-                bad=rating.is_bad,
-                phone_key=phone_key(signing_key, rating.rater_phone),
-                client_key=client_key(signing_key, client),
-                content_key=content,
-                content_chars=chars,
-                source_system=rating.source_system,
-                channel=rating.channel,
-                offset_seconds=int((rating.submitted_at - record.completed_at).total_seconds()),
-                submitted_at=rating.submitted_at,
-            )
+        row = RatingFingerprint(
+            rating_id=rating.id,
+            record_id=record.id,
+            unit_id=record.unit_id,
+            staff_id=record.staff_id if rating.target == RatingTarget.STAFF else None,
+            good=rating.level in GOOD_LEVELS,
+            bad=rating.is_bad,
+            phone_key=phone_key(signing_key, rating.rater_phone),
+            client_key=client_key(signing_key, client),
+            content_key=content,
+            content_chars=chars,
+            source_system=rating.source_system,
+            channel=rating.channel,
+            offset_seconds=int((rating.submitted_at - record.completed_at).total_seconds()),
+            submitted_at=rating.submitted_at,
         )
+        session.add(row)
+        staged[rating.id] = (row, record)
 
 
 async def check_new_ratings(
@@ -74,23 +79,35 @@ async def check_new_ratings(
             await session.rollback()
 
 
+async def _fingerprints(
+    session: AsyncSession, rating_ids: Sequence[int]
+) -> list[tuple[RatingFingerprint, ServiceRecord]]:
+    """The ratings' fingerprints: as staged in this session when they were, else read back."""
+    staged: dict[int, tuple[RatingFingerprint, ServiceRecord]] = session.info.pop(_STAGED, {})
+    if all(rating_id in staged for rating_id in rating_ids):
+        return [staged[rating_id] for rating_id in sorted(rating_ids)]
+    rows = await session.exec(
+        select(RatingFingerprint, ServiceRecord)
+        .join(ServiceRecord, col(ServiceRecord.id) == RatingFingerprint.record_id)
+        .where(col(RatingFingerprint.rating_id).in_(rating_ids))
+        .order_by(col(RatingFingerprint.rating_id))
+    )
+    return [(fp, record) for fp, record in rows.all()]
+
+
 async def _findings(session: AsyncSession, rating_ids: Sequence[int], known: SuspicionRules | None) -> list[Finding]:
-    rows = (
-        await session.exec(
-            select(RatingFingerprint, ServiceRecord)
-            .join(ServiceRecord, col(ServiceRecord.id) == RatingFingerprint.record_id)
-            .where(col(RatingFingerprint.rating_id).in_(rating_ids))
-            .order_by(col(RatingFingerprint.rating_id))
-        )
-    ).all()
-    across = await default_rules(session)
+    across: SuspicionRules | None = None  # read only when a pattern across units has a key to look up
     findings: list[Finding] = []
-    for fp, record in rows:
+    for fp, record in await _fingerprints(session, rating_ids):
         unit = known or await unit_rules(session, fp.unit_id)
         for pattern in COUNT_PATTERNS:
-            rules = across if pattern.across_units else unit
             values = pattern.values_of(fp)
-            if values is None or not pattern.applies(fp, rules):
+            if values is None:
+                continue
+            if pattern.across_units and across is None:
+                across = await default_rules(session)
+            rules = across if pattern.across_units and across is not None else unit
+            if not pattern.applies(fp, rules):
                 continue
             since = fp.submitted_at - pattern.rule(rules).window
             if (found := await find(session, pattern, rules, values, since, fp.submitted_at)) is not None:
