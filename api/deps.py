@@ -23,15 +23,17 @@ from runtime.temporal import TemporalConnection
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
-def get_settings_dep(request: Request) -> Settings:
+# The app's shared objects. `async` although they await nothing: FastAPI runs a plain `def` dependency
+# in a worker thread, a hand-off that cost every request more than the dependency itself.
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
     return request.app.state.db
 
 
-def get_temporal(request: Request) -> TemporalConnection:
+async def get_temporal(request: Request) -> TemporalConnection:
     return request.app.state.temporal
 
 

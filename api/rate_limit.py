@@ -8,10 +8,11 @@ a shared limit across processes needs a shared store and is a deployment choice 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
-from fastapi import Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.middleware import HttpMiddleware
 
 PUBLIC_PREFIXES = ("/r/", "/q/", "/w/", "/qr/", "/login", "/api/v1/auth/token")
 _API_PREFIX = "/api/"
@@ -26,8 +27,11 @@ _TOO_MANY_PAGE = (
 _MAX_TRACKED = 100_000
 
 
-class PublicRateLimiter:
-    def __init__(self, per_minute: int) -> None:
+class PublicRateLimiter(HttpMiddleware):
+    """Plain ASGI, like the app's other middleware: every request passes it, so it must cost next to nothing."""
+
+    def __init__(self, app: ASGIApp, per_minute: int) -> None:
+        super().__init__(app)
         self._per_minute = per_minute
         self._windows: dict[tuple[str, str], tuple[int, int]] = {}
 
@@ -42,14 +46,21 @@ class PublicRateLimiter:
         self._windows[key] = (window, count + 1)
         return count + 1 <= self._per_minute
 
-    async def __call__(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        group = next((p for p in PUBLIC_PREFIXES if request.url.path.startswith(p)), None)
-        client = request.client.host if request.client else "unknown"
-        if group is not None and not self.allow(client, group):
-            headers = {"Retry-After": "60"}
-            if not group.startswith(_API_PREFIX):
-                return HTMLResponse(_TOO_MANY_PAGE, status_code=429, headers=headers)
-            return JSONResponse(
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        group = next((p for p in PUBLIC_PREFIXES if path.startswith(p)), None)
+        if group is None:
+            await self.app(scope, receive, send)
+            return
+        client = scope["client"][0] if scope.get("client") else "unknown"
+        if self.allow(client, group):
+            await self.app(scope, receive, send)
+            return
+        headers = {"Retry-After": "60"}
+        if not group.startswith(_API_PREFIX):
+            response: HTMLResponse | JSONResponse = HTMLResponse(_TOO_MANY_PAGE, status_code=429, headers=headers)
+        else:
+            response = JSONResponse(
                 status_code=429, content={"detail": {"code": "rate_limited", "message": _TOO_MANY}}, headers=headers
             )
-        return await call_next(request)
+        await response(scope, receive, send)

@@ -138,7 +138,7 @@ class DeviceHub:
         await self.bus.close()
 
 
-def get_devices(request: Request) -> DeviceHub:
+async def get_devices(request: Request) -> DeviceHub:
     return request.app.state.devices
 
 
