@@ -79,7 +79,7 @@ def create_app(
     app.state.temporal = temporal
     app.state.devices = devices
     # Added innermost first: a request meets the request id first and the rate limiter last.
-    app.middleware("http")(PublicRateLimiter(settings.public_rate_limit_per_minute))
+    app.add_middleware(PublicRateLimiter, per_minute=settings.public_rate_limit_per_minute)
     app.add_middleware(NulGuardMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,
