@@ -3,10 +3,10 @@
     .venv/bin/python scripts/bench_intake.py [--seconds 20] [--concurrency 32] [--records 60000]
 
 Makes a scratch PostgreSQL database on 127.0.0.1:5432, migrates it, loads the demo data and N
-service records, then serves (one uvicorn process each, one after the other) the real API and a bare
-FastAPI endpoint that does one INSERT through a connection pool (scripts/bench_bare_app.py). Each is
-driven by a load process with `concurrency` connections for `seconds` (closed loop: the maximum
-rate), then at half that rate (open loop: latency where there is headroom). Good ratings only, so no
+service records, then serves (one uvicorn process each) the real API and a bare FastAPI endpoint that does one INSERT
+through a connection pool (scripts/bench_bare_app.py). Each is driven with `concurrency` connections
+for `seconds` (closed loop: the maximum rate), then at half that rate (open loop: latency where there
+is headroom), in alternating turns so both meet the same background load. Good ratings only, so no
 workflow starts and Temporal is not needed. Prints throughput, p50/p99 and the ratio real/bare; the
 database is dropped at the end. Machine load moves both numbers: compare the ratio, not the rates.
 """
@@ -154,9 +154,29 @@ def summary(name: str, count: int, latencies: list[float], errors: int, seconds:
     return result
 
 
+def interleaved(targets: dict[str, tuple[str, dict[str, str]]], firsts: dict[str, int], rounds: int, seconds: float,
+                concurrency: int, rates: dict[str, float] | None) -> dict[str, tuple[int, list[float], int]]:  # fmt: skip
+    """Drive each target for `seconds` in turn, `rounds` times, alternating who goes first.
+
+    The machine's other load comes and goes: in turns, both targets meet the same share of it.
+    """
+    totals: dict[str, tuple[int, list[float], int]] = {name: (0, [], 0) for name in targets}
+    for turn in range(rounds):
+        order = list(targets) if turn % 2 == 0 else list(reversed(targets))
+        for name in order:
+            url, headers = targets[name]
+            rate = rates[name] if rates else None
+            count, lat, err = asyncio.run(drive(url, headers, firsts[name], seconds, concurrency, rate))
+            firsts[name] += count
+            before = totals[name]
+            totals[name] = (before[0] + count, before[1] + lat, before[2] + err)
+    return totals
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--seconds", type=float, default=20, help="per target and phase, split into --rounds turns")
+    parser.add_argument("--rounds", type=int, default=4, help="turns per phase, alternating the targets")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--records", type=int, default=60_000)
     parser.add_argument("--profile", action="store_true", help="run the real API under cProfile; print its hot path")
@@ -166,34 +186,40 @@ def main() -> None:
     env = _env(db_name, data_dir)
     print(f"▶ preparing {db_name}: migrations, demo data, {args.records} service records", flush=True)
     api_key = prepare(db_name, args.records, data_dir)
-    results: dict[str, dict[str, float]] = {}
+    bare, real = "bare INSERT endpoint", "POST /api/v1/ratings"
+    procs: list[subprocess.Popen[bytes]] = []
     try:
-        for name, app, headers in (
-            ("bare INSERT endpoint", "scripts.bench_bare_app:app", {}),
-            ("POST /api/v1/ratings", "api.main:app", {"X-API-Key": api_key}),
-        ):
-            port, first = free_port(), 1  # each target rates its own records from 1 (the bare table has no link)
+        targets: dict[str, tuple[str, dict[str, str]]] = {}
+        for name, app, headers in ((bare, "scripts.bench_bare_app:app", {}),
+                                   (real, "api.main:app", {"X-API-Key": api_key})):  # fmt: skip
+            port = free_port()
             profile = data_dir / "api.prof" if args.profile and app == "api.main:app" else None
-            proc = serve(app, port, env, data_dir / f"{app.split(':')[0]}.log", profile)
-            try:
-                url = f"http://127.0.0.1:{port}"
-                asyncio.run(drive(url, headers, 10_000_000, 2, 4, None))  # warm up (bare rows only; real: rejected)
-                count, lat, err = asyncio.run(drive(url, headers, first, args.seconds, args.concurrency, None))
-                first += count
-                results[name] = summary(f"{name} (max)", count, lat, err, args.seconds)
-                half = results[name]["rate"] / 2
-                count, lat, err = asyncio.run(drive(url, headers, first, args.seconds, args.concurrency, half))
-                first += count
-                results[name + " at half"] = summary(f"{name} (at {half:.0f}/s)", count, lat, err, args.seconds)
-            finally:
-                proc.send_signal(signal.SIGINT)
-                proc.wait(timeout=20)
+            procs.append(serve(app, port, env, data_dir / f"{app.split(':')[0]}.log", profile))
+            targets[name] = (f"http://127.0.0.1:{port}", headers)
+            asyncio.run(drive(targets[name][0], headers, 10_000_000, 2, 4, None))  # warm up (real: rejected)
+        firsts = {bare: 1, real: 1}  # each target rates its own records from 1 (the bare table has no link)
+        turn = args.seconds / args.rounds
+        print(f"▶ {args.rounds} turns of {turn:g} s each, alternating, at concurrency {args.concurrency}", flush=True)
+        results: dict[str, dict[str, float]] = {}
+        at_max = interleaved(targets, firsts, args.rounds, turn, args.concurrency, None)
+        for name, (count, lat, err) in at_max.items():
+            results[name] = summary(f"{name} (max)", count, lat, err, args.seconds)
+        halves = {name: results[name]["rate"] / 2 for name in targets}
+        at_half = interleaved(targets, firsts, args.rounds, turn, args.concurrency, halves)
+        for name, (count, lat, err) in at_half.items():
+            summary(f"{name} (at {halves[name]:.0f}/s)", count, lat, err, args.seconds)
+        for proc in procs:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=20)
         if args.profile:
             print("\n▶ the API's hot path (cProfile, own time; the profiler slows the API, so rates above are lower)")
             pstats.Stats(str(data_dir / "api.prof")).sort_stats("tottime").print_stats(25)
-        ratio = results["POST /api/v1/ratings"]["rate"] / results["bare INSERT endpoint"]["rate"]
+        ratio = results[real]["rate"] / results[bare]["rate"]
         print(f"\n✔ ratio real/bare throughput: {ratio:.2f}×  (target ≥ 0.8); server logs in {data_dir}", flush=True)
     finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
 
