@@ -13,6 +13,8 @@ from api import (
     auth,
     calendar,
     cases,
+    indicator_lists,
+    indicators,
     policies,
     rater_pages,
     rater_privacy,
@@ -106,6 +108,8 @@ def create_app(
     app.include_router(ratings.router)
     app.include_router(rating_batch.router)
     app.include_router(cases.router)
+    app.include_router(indicators.router)
+    app.include_router(indicator_lists.router)
     app.include_router(rater_privacy.router)
     app.include_router(audit.router)
     app.include_router(suspicious_ratings_router)

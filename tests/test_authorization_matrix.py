@@ -38,6 +38,7 @@ PUBLIC = "public"  # open on purpose; the token or the form is the credential
 IN_BAND = "authenticates in-band"
 
 UNIT_STEP = {OWN_STAFF}
+INDICATOR_READERS = {OWN_STAFF, OTHER_STAFF, SUPERVISOR, OTHER_SUPERVISOR, ADMIN}
 RULES: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
@@ -84,6 +85,12 @@ RULES: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/api/v1/suspicious-ratings/{flag_id}/decision"): {SUPERVISOR, ADMIN},
     # Window rating devices (评价器): login {staff_no, key} with the hall system's API key (docs/devices.md).
     ("WS", "/ws/devices"): IN_BAND,
+    # Statistics (docs/indicators.md): every unit's staff and supervisor over their own scope (another unit's
+    # figures are a 403 when asked for by unit_id), admins over all; reviewers and business systems none.
+    ("GET", "/api/v1/indicators"): INDICATOR_READERS,
+    ("GET", "/api/v1/indicators/definitions"): INDICATOR_READERS,
+    ("GET", "/api/v1/ratings"): INDICATOR_READERS,
+    ("GET", "/api/v1/service-records"): INDICATOR_READERS,
 }
 
 # Case steps: who may take each comes from the step table itself.
