@@ -12,6 +12,7 @@ from api import (
     audit,
     auth,
     calendar,
+    case_export,
     cases,
     indicator_lists,
     indicators,
@@ -108,6 +109,7 @@ def create_app(
     app.include_router(ratings.router)
     app.include_router(rating_batch.router)
     app.include_router(cases.router)
+    app.include_router(case_export.router)
     app.include_router(indicators.router)
     app.include_router(indicator_lists.router)
     app.include_router(rater_privacy.router)

@@ -78,6 +78,10 @@ RULES: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/v1/rating-invitations/{invitation_id}/qr.png"): {API_KEY},
     # Upstream reporting: the 表9 export, the dead letters and a manual re-push are administrators' work.
     ("GET", "/api/v1/ratings/export"): {ADMIN},
+    # GB/T 39046 表10/表11 of cases: administrators, and supervisors over their own subtree (another subtree's
+    # supervisor is allowed and gets only its own cases; a unit_id outside it is a 403, tests/test_national_tables.py).
+    ("GET", "/api/v1/exports/table10.csv"): {SUPERVISOR, OTHER_SUPERVISOR, ADMIN},
+    ("GET", "/api/v1/exports/table11.csv"): {SUPERVISOR, OTHER_SUPERVISOR, ADMIN},
     ("GET", "/api/v1/upstream/dead-letters"): {ADMIN},
     ("POST", "/api/v1/upstream/pushes/{push_id}/retry"): {ADMIN},
     # Suspicious ratings (可疑评价): supervisors of the flag's units (another subtree sees an empty list) and admins.
