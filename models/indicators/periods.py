@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import String
@@ -90,7 +90,3 @@ def _day_sqlite(element: china_day, compiler: Any, **kw: Any) -> str:
 @compiles(china_month, "sqlite")
 def _month_sqlite(element: china_month, compiler: Any, **kw: Any) -> str:
     return f"strftime('%Y-%m', {compiler.process(element.clauses, **kw)}, '+8 hours')"
-
-
-def next_day(day: date) -> date:
-    return day + timedelta(days=1)
