@@ -127,7 +127,10 @@ Exporter = Annotated[User, Depends(exporter)]
 FirstDay = Annotated[date, Query(alias="from", description="First day (China time), YYYY-MM-DD")]
 LastDay = Annotated[date, Query(alias="to", description="Last day, included (China time), YYYY-MM-DD")]
 RegionCode = Annotated[str | None, Query(min_length=1, max_length=12, description="行政区划代码 of the case's unit")]
-_CSV: dict[int | str, dict[str, Any]] = {200: {"description": "UTF-8 with a BOM", "content": {"text/csv": {}}}}
+_CSV: dict[int | str, dict[str, Any]] = {
+    200: {"description": "UTF-8 with a BOM", "content": {"text/csv": {}}},
+    403: {"description": "Neither an administrator nor a supervisor, or unit_id outside the supervisor's subtree"},
+}
 
 
 async def _export(

@@ -80,10 +80,14 @@ def overdue_days(
 
 
 def reported_deadline(deadlines: Sequence[DeadlineView]) -> DeadlineView | None:
-    """The deadline 表10 reports: the last one extended in the round, else the one running now (or run last)."""
+    """The deadline 表10 reports: the last one extended in the round, else the stage's running one due last
+    (核实 rather than 回访 while both run: when the stage must be done), else the one that ran last."""
     extended = [d for d in deadlines if d.extended]
     if extended:
         return extended[-1]
+    running = [d for d in deadlines if d.state in ("running", "overdue")]
+    if running:
+        return max(running, key=lambda d: d.due_at)
     live = [d for d in deadlines if d.state not in ("cancelled", "replaced")]
     chosen = live or list(deadlines)
     return chosen[-1] if chosen else None

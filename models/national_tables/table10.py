@@ -62,6 +62,7 @@ TABLE10_COLUMNS = (
 # Not in 表10: the case itself, so a row can be found again in this system.
 EXTRA_CASE_COLUMNS = ("工单编号", "办理阶段", "办理结果", "办结时间", "督办升级级别")
 COLUMNS = TABLE10_COLUMNS + EXTRA_CASE_COLUMNS
+_RUNGS = ("overdue", "escalated")  # 督办升级级别: the highest rung the case ever reached, in any round
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ def table10_row(facts: CaseFacts, now: datetime, calendar: WorkdayCalendar) -> d
         "办理阶段": STAGE_LABELS_ZH[case.stage],
         "办理结果": OUTCOME_WORDS[case.outcome] if case.outcome else "",
         "办结时间": platform_time(case.closed_at),
-        "督办升级级别": str(case.escalation_rung),
+        "督办升级级别": str(max((int(e.data.get("rung", 0)) for e in events if e.action in _RUNGS), default=0)),
     }
 
 
