@@ -61,10 +61,12 @@ async def export(
             )
             await session.commit()
         exported = CaseTableExport(db, table, ExportFilter(*day_range(first, last), units, region_id), utcnow())
+        said = 0
         async for chunk in exported.chunks():
             out.write(chunk)
-            if exported.rows:
-                print(f"表{table}: {exported.rows} row(s) written", file=progress, flush=True)
+            if exported.rows != said:  # a batch of only skipped events adds no row: say nothing new
+                said = exported.rows
+                print(f"表{table}: {said} row(s) written", file=progress, flush=True)
     finally:
         await db.dispose()
     return exported.rows
