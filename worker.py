@@ -29,10 +29,11 @@ from runtime.stopping import sleep_unless_stopped
 from runtime.temporal import connect, ensure_search_attributes
 from runtime.upstream_relay import UpstreamRelay
 from workflows.case import CaseWorkflow
+from workflows.root_cause import RootCauseWorkflow
 
 log = logging.getLogger("hcp.worker")
 
-WORKFLOWS: list[type] = [CaseWorkflow]
+WORKFLOWS: list[type] = [CaseWorkflow, RootCauseWorkflow]
 
 
 def build_worker(client: Client, settings: Settings, activities: CaseActivities, **options: Any) -> Worker:

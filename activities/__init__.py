@@ -12,6 +12,7 @@ from activities.deadlines import DeadlineActivities
 from activities.mailer import Mailer
 from activities.notice_sender import NoticeSender
 from activities.notifications import NotificationActivities
+from activities.root_cause import RootCauseActivities
 from activities.sms import FileSmsSink, SmsGateway
 from config import Settings
 from models.db import Database
@@ -35,12 +36,14 @@ def build_activities(settings: Settings, db: Database, sms: SmsGateway | None = 
     deadlines = DeadlineActivities(db)
     notifications = NotificationActivities(db, notices_written, settings.office_hours_enforced)
     sender = NoticeSender(db, Mailer(settings), sms or FileSmsSink(settings.sms_dir), settings)
+    root_cause = RootCauseActivities(db, notices_written, settings.office_hours_enforced)
     return CaseActivities(
         activities=[
             deadlines.compute_due,
             records.record_case_event,
             notifications.notify,
             notifications.send_rater_feedback,
+            root_cause.record_root_cause_event,
         ],
         sender=sender,
         notices_written=notices_written,

@@ -20,6 +20,7 @@ from sqlmodel import col, select
 
 from activities.faults import crash_point
 from activities.mailer import Mailer, PermanentSendError, RenderedMail, SendError
+from activities.root_cause_message import root_cause_message
 from activities.sms import SmsGateway
 from config import Settings
 from models.case.context import CaseContext, load_case_context
@@ -98,9 +99,13 @@ class NoticeSender:
             async with self._db.session() as session:
                 notice = await session.get(Notification, notice_id)
                 assert notice is not None
-                ctx = await load_case_context(session, notice.case_id)
                 try:
-                    address, render = await self._prepare(session, notice, ctx)
+                    if notice.root_cause_id is not None:  # a root-cause rectification's notice to staff
+                        address, render = await root_cause_message(session, notice, self._mailer, self._settings)
+                    else:
+                        address, render = await self._prepare(
+                            session, notice, await load_case_context(session, notice.case_id)
+                        )
                 except PermanentSendError as exc:
                     return await self._failed(notice, str(exc))
         except Exception as exc:  # noqa: BLE001 - a notice that cannot even be prepared must not stall the relay
@@ -223,6 +228,9 @@ class NoticeSender:
             )
             if result.rowcount != 1:  # another relay took the notice over meanwhile: its outcome stands
                 await session.rollback()
+                return NoticeStatus.FAILED
+            if notice.case_id is None:  # a rating invitation or a root-cause notice: no case to show it on
+                await session.commit()
                 return NoticeStatus.FAILED
             ctx = await load_case_context(session, notice.case_id)
             key = f"notice-{notice.id}-failed"

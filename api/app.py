@@ -14,6 +14,7 @@ from api import (
     calendar,
     case_export,
     cases,
+    concentrated,
     indicator_lists,
     indicators,
     policies,
@@ -39,6 +40,8 @@ from api.middleware import (
 )
 from api.openapi import install_openapi
 from api.rate_limit import PublicRateLimiter
+from api.root_cause import router as root_cause_router
+from api.root_cause_steps import router as root_cause_steps_router
 from api.suspicious_ratings import router as suspicious_ratings_router
 from config import Settings, get_settings
 from models.codes import code_book
@@ -115,6 +118,9 @@ def create_app(
     app.include_router(rater_privacy.router)
     app.include_router(audit.router)
     app.include_router(suspicious_ratings_router)
+    app.include_router(concentrated.router)
+    app.include_router(root_cause_router)
+    app.include_router(root_cause_steps_router)
     app.include_router(admin.router)
     app.include_router(policies.router)
     app.include_router(calendar.router)

@@ -40,6 +40,8 @@ class Notification(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="case.id", index=True)
+    # A root-cause rectification's notice to staff (根源整改, models/root_cause.py): no case, no record.
+    root_cause_id: int | None = Field(default=None, foreign_key="rootcauserectification.id", index=True)
     kind: str = Field(max_length=50, description="feedback, reminder, escalation, ...")
     channel: NoticeChannel = Field(default=NoticeChannel.EMAIL, sa_type=str_enum(NoticeChannel))
     recipient_ref: str = Field(max_length=50, description='"rater" or "user:<id>": never the address itself')

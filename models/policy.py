@@ -112,6 +112,51 @@ class TagCatalogue(BaseModel):
         return self.levels.get(cast(Level, level), {}).get(number)
 
 
+class ConcentrationRules(BaseModel):
+    """差评集中: when the bad reviews of one item, unit or staff member count as a concentrated problem.
+
+    `min_bad` adopted bad reviews within `within` (natural time, up to the moment looked at); `keywords`
+    is how many common words of their comments are shown (docs/root-cause.md).
+    """
+
+    min_bad: int = Field(default=5, ge=2, le=1000, description="Adopted bad reviews that make a problem concentrated")
+    within: DeadlineSpec = Field(default=DeadlineSpec(amount=30, unit="days"), description="The period counted")
+    keywords: int = Field(default=8, ge=1, le=30, description="Common words of the comments shown per problem")
+    source: str = Field(default="system default: five adopted bad reviews within 30 days", min_length=1)
+
+    @field_validator("within")
+    @classmethod
+    def _natural_time(cls, value: DeadlineSpec) -> DeadlineSpec:
+        if value.unit == "working_days":
+            raise ValueError("concentration.within is a period of natural time (d, h or m), not working days")
+        return value
+
+
+class RootCauseRules(BaseModel):
+    """根源整改: the deadline of a root-cause rectification a supervisor opens over many cases.
+
+    `deadline` is the default (its reminders and source as any deadline's); a supervisor may give another
+    number of working days, at most `max_working_days`. The escalation ladder is the profile's own.
+    """
+
+    deadline: DeadlineRule = Field(
+        default=DeadlineRule(
+            within=DeadlineSpec(amount=20, unit="working_days"),
+            remind_before=[DeadlineSpec(amount=3, unit="days"), DeadlineSpec(amount=1, unit="days")],
+            source="system default: 20 working days for a rectification of the cause of many bad reviews",
+        )
+    )
+    max_working_days: int = Field(default=60, ge=1, le=366, description="The longest deadline a supervisor may give")
+    source: str = Field(default="system default: at most 60 working days", min_length=1)
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> RootCauseRules:
+        within = self.deadline.within
+        if within.unit == "working_days" and within.amount > self.max_working_days:
+            raise ValueError(f"root_cause.deadline.within ({within}) is longer than max_working_days")
+        return self
+
+
 class PolicyProfile(BaseModel):
     code: str = Field(pattern=r"^[a-z][a-z0-9_-]{1,31}$")
     name: str = Field(min_length=1, max_length=100)
@@ -136,6 +181,12 @@ class PolicyProfile(BaseModel):
         default_factory=SuspicionRules, description="Thresholds of the suspicious-rating detectors (可疑评价)"
     )
     tags: TagCatalogue = Field(default_factory=TagCatalogue, description="测评内容: the content tags of each level")
+    concentration: ConcentrationRules = Field(
+        default_factory=ConcentrationRules, description="差评集中: when bad reviews count as a concentrated problem"
+    )
+    root_cause: RootCauseRules = Field(
+        default_factory=RootCauseRules, description="根源整改: the deadline of a root-cause rectification"
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> PolicyProfile:

@@ -14,6 +14,7 @@ from models.policy_store import PolicyVersion
 from models.rater_links import RaterLink
 from models.rating_invitations import RatingInvitation
 from models.ratings import Rating
+from models.root_cause import RootCauseEvent, RootCauseLink, RootCauseRectification
 from models.services import ServiceItem, ServiceRecord
 from models.suspicion.records import RatingFingerprint, SuspicionFlag, SuspicionFlagRating
 from models.upstream import UpstreamPush
@@ -38,6 +39,9 @@ __all__ = [
     "RatingFingerprint",
     "RatingInvitation",
     "Region",
+    "RootCauseEvent",
+    "RootCauseLink",
+    "RootCauseRectification",
     "ServiceItem",
     "ServiceRecord",
     "ServiceWindow",

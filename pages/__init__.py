@@ -11,7 +11,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from pages import admin, auth_pages, cases, ledger, reviews, supervision, suspicious
+from pages import admin, auth_pages, cases, concentrated, ledger, reviews, root_cause, supervision, suspicious
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -25,4 +25,6 @@ def install_pages(app: FastAPI) -> None:
     app.include_router(ledger.router)
     app.include_router(reviews.router)
     app.include_router(suspicious.router)
+    app.include_router(concentrated.router)
+    app.include_router(root_cause.router)
     app.include_router(admin.router)

@@ -32,11 +32,17 @@ class NavItem:
 
 # What each role works on, first item first: where "/" sends them after signing in.
 NAV: dict[Role, tuple[NavItem, ...]] = {
-    Role.UNIT_STAFF: (NavItem("/cases", "待办工单"), NavItem("/cases?status=finished", "已办结")),
+    Role.UNIT_STAFF: (
+        NavItem("/cases", "待办工单"),
+        NavItem("/cases?status=finished", "已办结"),
+        NavItem("/root-cause", "根源整改"),
+    ),
     Role.SUPERVISOR: (
         NavItem("/board", "督办看板"),
         NavItem("/ledger", "整改台账"),
         NavItem("/suspicious", "可疑评价"),
+        NavItem("/concentrated", "差评集中"),
+        NavItem("/root-cause", "根源整改"),
         NavItem("/cases", "全部工单"),
     ),
     Role.REVIEWER: (NavItem("/reviews", "申诉复核"), NavItem("/reviews/decided", "已作决定")),

@@ -6,6 +6,7 @@ from models.case.vocabulary import Outcome
 
 ACTION_LABELS_ZH: dict[str, str] = {
     "opened": "工单生成",
+    "root_cause_result": "根源整改结果",
     "accepted": "签收",
     "callback": "回访",
     "callback_required": "须回访评价人",
