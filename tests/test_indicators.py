@@ -111,6 +111,8 @@ async def test_staff_item_and_channel_figures(
     assert counts(by_channel["pc"])["completed_records"] is None
     rate = by_channel["pc"]["indicators"]["rating_rate"]
     assert rate["value"] is None and rate["reason"] == "not_by_channel"
+    lean = await report(offline_api, staff, **FEB, group_by="channel", drill_down="false")
+    assert {c["drill_down"] for g in [lean["total"], *lean["groups"]] for c in g["counts"].values()} == {None}
     defaults = (await report(offline_api, staff, **FEB, channel="system_default"))["total"]
     assert counts(defaults)["ratings"] == 1 and value(defaults, "satisfaction_score") == pytest.approx(3 / 1)
     assert defaults["counts"]["unrated_records"]["drill_down"] is None
@@ -228,3 +230,17 @@ async def test_a_list_takes_only_its_own_kind_of_count(offline_api: httpx.AsyncC
     assert {c["name"] for c in definitions["counts"]} >= {"ratings", "unrated_records", "appeal_upheld_cases"}
     score = next(i for i in definitions["indicators"] if i["name"] == "satisfaction_score")
     assert score["label"] == "满意度得分" and score["denominator"] == "ratings"
+
+
+async def test_a_region_on_a_profile_no_longer_loaded_is_scored_nationally(
+    offline_api: httpx.AsyncClient, demo: DemoCredentials, db: Database
+) -> None:
+    async with rows(db) as r:
+        retired = await r.region("990000", "retired-profile")
+        unit = await r.unit("RT-ZWB", "某市政务服务中心", region_id=retired)
+        for level in (VS, D):
+            await r.rating(await r.record(unit, cn(2, 20)), level, cn(2, 20))
+    admin = await login(offline_api, "admin", demo.passwords["admin"])
+    total = (await report(offline_api, admin, **FEB, region="990000"))["total"]
+    # As intake does, the national profile stands in: 非常满意 5 + 不满意 2 = 7 over 2.
+    assert value(total, "satisfaction_score") == pytest.approx((5 + 2) / 2)

@@ -29,7 +29,7 @@ from models.indicators.derive import ScoreTables, derive
 from models.indicators.filters import IndicatorFilter
 from models.indicators.periods import month_days
 from models.organisation import Region, Staff, Unit
-from models.policy_store import latest_policy
+from models.policy_store import DEFAULT_POLICY, latest_policy
 from models.ratings import RatingChannel
 from models.services import ServiceItem
 from models.suspicion.records import channel_label
@@ -76,12 +76,16 @@ class IndicatorReport(BaseModel):
 
 
 async def score_tables(session: AsyncSession, codes: set[str]) -> ScoreTables:
-    """Each profile's score per level, from its latest version (the one the region is pinned to now)."""
+    """Each profile's score per level, from its latest version (the one the region is pinned to now).
+
+    A region naming a profile that is not loaded is scored by the national one, as intake treats it.
+    """
     found: dict[str, dict[str, float]] = {}
     for code in codes:
-        pinned = await latest_policy(session, code)
-        if pinned is not None:
-            found[code] = {rule.level: rule.score for rule in pinned.profile.levels}
+        pinned = await latest_policy(session, code) or await latest_policy(session, DEFAULT_POLICY)
+        if pinned is None:
+            raise RuntimeError("no policy profile is loaded; run the policy sync (make run does it at start)")
+        found[code] = {rule.level: rule.score for rule in pinned.profile.levels}
     return found
 
 
