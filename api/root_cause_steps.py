@@ -149,8 +149,8 @@ async def run_root_cause_step(
         raise refusal(exc) from None
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError, RPCError):
         return accepted
-    session.expire_all()  # the activity wrote the new state in its own transaction
-    return await rectification_read(session, await visible_rectification(session, user, rectification_id))
+    await session.refresh(row)  # the activity wrote the new state in its own transaction
+    return await rectification_read(session, row)
 
 
 async def _settle(
