@@ -86,6 +86,8 @@ async def open_from_form(
     request: Request, session: SessionDep, settings: SettingsDep, temporal: TemporalDep, user: User
 ) -> tuple[int | None, dict[str, Any]]:
     """Open a rectification from a posted form: (its id, {}) or (None, the form with its errors and message)."""
+    if user.role != Role.SUPERVISOR:  # refused before the form is read: whom the API refuses, a page refuses
+        raise HTTPException(403, detail={"code": "not_supervisor", "message": "只有督办人员可以发起根源整改"})
     posted = await request.form()
     values = create_values(posted)
     shown = {**values, "case_ids": form_text(posted, "case_ids"), "working_days": form_text(posted, "working_days")}
@@ -192,6 +194,9 @@ async def _take(
     step: RootCauseStep, rectification_id: int, request: Request, session: SessionDep, settings: SettingsDep,
     temporal: TemporalDep, user: User,
 ) -> Response:  # fmt: skip
+    row = await visible_rectification(session, user, rectification_id)
+    if not await may_take(session, user, row, step):  # refused before the form is read, as the API refuses
+        return error_page(request, 403, f"您不能{step.label}")
     posted = await request.form()
     values = _step_values(step, posted)
     try:

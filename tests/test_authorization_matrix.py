@@ -25,6 +25,7 @@ from models.db import Database
 from runtime.seed import DemoCredentials
 from tests.support.http import bad_rating, login
 from tests.support.page_rules import PAGE_RULES
+from tests.support.root_cause import plant_root_cause
 from tests.support.suspicion import plant_flag
 
 ANONYMOUS, API_KEY = "anonymous", "api_key"
@@ -95,6 +96,17 @@ RULES: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/v1/indicators/definitions"): INDICATOR_READERS,
     ("GET", "/api/v1/ratings"): INDICATOR_READERS,
     ("GET", "/api/v1/service-records"): INDICATOR_READERS,
+    # 差评集中 and 根源整改 (docs/root-cause.md): supervisors over their subtree (another subtree sees an empty list or a
+    # 404), the responsible unit's staff for their unit's rectifications, administrators read-only; reviewers none.
+    ("GET", "/api/v1/concentrated-problems"): {SUPERVISOR, OTHER_SUPERVISOR, ADMIN},
+    ("GET", "/api/v1/root-cause-rectifications"): {OWN_STAFF, OTHER_STAFF, SUPERVISOR, OTHER_SUPERVISOR, ADMIN},
+    ("POST", "/api/v1/root-cause-rectifications"): {SUPERVISOR},
+    ("GET", "/api/v1/root-cause-rectifications/{rectification_id}"): {OWN_STAFF, SUPERVISOR, ADMIN},
+    ("POST", "/api/v1/root-cause-rectifications/{rectification_id}/progress"): UNIT_STEP,
+    ("POST", "/api/v1/root-cause-rectifications/{rectification_id}/result"): UNIT_STEP,
+    ("POST", "/api/v1/root-cause-rectifications/{rectification_id}/acceptance"): {SUPERVISOR},
+    ("POST", "/api/v1/root-cause-rectifications/{rectification_id}/return"): {SUPERVISOR},
+    ("POST", "/api/v1/root-cause-rectifications/{rectification_id}/withdrawal"): {SUPERVISOR},
 }
 
 # Case steps: who may take each comes from the step table itself.
@@ -118,6 +130,7 @@ PATH_VALUES = {
     "invitation_id": "1",
     "push_id": "1",
     "flag_id": "1",
+    "rectification_id": "1",
 }
 SOON = "2030-01-01T00:00:00+08:00"
 OTHER_OFFICE = {"code": "WH-ZWB", "name": "威海市政务服务管理办公室", "region_code": "370600"}
@@ -224,6 +237,16 @@ def _body(method: str, path: str, profile: dict[str, Any]) -> dict[str, Any]:
         ("PUT", "/api/v1/regions/{region_code}/policy"): {"policy_code": "yantai"},
         ("PUT", "/api/v1/calendar/{year}"): {"holidays": ["2027-01-01"], "workdays": [], "source": "矩阵测试"},
         ("POST", "/api/v1/suspicious-ratings/{flag_id}/decision"): {"decision": "dismissed", "note": "矩阵测试"},
+        ("POST", "/api/v1/root-cause-rectifications"): {
+            "unit_id": 2,
+            "title": "矩阵测试",
+            "problem": "矩阵测试",
+            "case_ids": [1],
+        },
+        ("POST", "/api/v1/root-cause-rectifications/{rectification_id}/progress"): {"note": "进展"},
+        ("POST", "/api/v1/root-cause-rectifications/{rectification_id}/result"): {"result": "结果"},
+        ("POST", "/api/v1/root-cause-rectifications/{rectification_id}/return"): {"reason": "退回"},
+        ("POST", "/api/v1/root-cause-rectifications/{rectification_id}/withdrawal"): {"reason": "撤销"},
     }
     body = bodies.get((method, path))
     if isinstance(body, dict) and set(body) == {"json"}:
@@ -255,6 +278,8 @@ async def test_authorization_matrix(offline_api: httpx.AsyncClient, demo: DemoCr
         await session.commit()
     # A suspicious-rating flag on the case's rating (unit 2): a supervisor of 人社局 does not see it.
     assert await plant_flag(db) == int(PATH_VALUES["flag_id"])
+    # A root-cause rectification of unit 2 over the case.
+    assert await plant_root_cause(db) == int(PATH_VALUES["rectification_id"])
     headers: dict[str, dict[str, str]] = {ANONYMOUS: {}, API_KEY: {"X-API-Key": demo.api_key}}
     for caller, username in ((OWN_STAFF, "scj_staff"), (OTHER_STAFF, "rsj_staff"), (SUPERVISOR, "supervisor"),
                              (REVIEWER, "reviewer"), (ADMIN, "admin")):  # fmt: skip

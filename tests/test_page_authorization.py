@@ -34,6 +34,7 @@ from tests.support.page_rules import (
     SUPERVISOR,
 )
 from tests.support.pages import page_login
+from tests.support.root_cause import plant_root_cause
 from tests.support.suspicion import plant_flag
 
 CALLERS = {
@@ -55,6 +56,7 @@ PATH_VALUES = {
     "window_code": "NO-SUCH-WINDOW",
     "push_id": "1",  # the rating's push, kept as skipped (reporting is off in tests)
     "flag_id": "1",  # a suspicious-rating flag of unit 2, planted below
+    "rectification_id": "1",  # a root-cause rectification of unit 2, planted below
 }
 FORMS = {
     "/cases/{case_id}/rater-contact": {"reason": "电话回访"},
@@ -91,6 +93,7 @@ async def test_page_authorization_matrix(
             token, _ = create_access_token(user.id, settings.signing_key(), 10, password_hash=user.password_hash)
             sessions[caller] = (token, csrf_token(settings, token))
     assert await plant_flag(db) == int(PATH_VALUES["flag_id"])
+    assert await plant_root_cause(db) == int(PATH_VALUES["rectification_id"])
 
     failures = []
     rules: list[tuple[str, str, set[str] | str]] = []

@@ -37,6 +37,17 @@ PAGE_RULES: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/reviews/decided"): {REVIEWER},
     ("GET", "/suspicious"): {SUPERVISOR, ADMIN},
     ("POST", "/suspicious/{flag_id}/decision"): {SUPERVISOR, ADMIN},
+    # 差评集中 and 根源整改: supervisors open and decide; the responsible unit's staff report progress and the result.
+    ("GET", "/concentrated"): {SUPERVISOR},
+    ("POST", "/concentrated"): {SUPERVISOR},
+    ("GET", "/root-cause"): {OWN_STAFF, OTHER_STAFF, SUPERVISOR, ADMIN},
+    ("POST", "/root-cause"): {SUPERVISOR},
+    ("GET", "/root-cause/{rectification_id}"): {OWN_STAFF, SUPERVISOR, ADMIN},
+    ("POST", "/root-cause/{rectification_id}/progress"): {OWN_STAFF},
+    ("POST", "/root-cause/{rectification_id}/result"): {OWN_STAFF},
+    ("POST", "/root-cause/{rectification_id}/acceptance"): {SUPERVISOR},
+    ("POST", "/root-cause/{rectification_id}/return"): {SUPERVISOR},
+    ("POST", "/root-cause/{rectification_id}/withdrawal"): {SUPERVISOR},
     # The rater's pages: a dynamic code (一人一事一码), a window's static code (一窗一码) and its QR codes.
     ("GET", "/q/{token}"): PUBLIC,
     ("POST", "/q/{token}"): PUBLIC,
