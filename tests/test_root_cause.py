@@ -15,6 +15,7 @@ import json
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -50,9 +51,9 @@ RECORDS = ["DEMO-0001", "DEMO-0002", "DEMO-0004", "DEMO-0005", "DEMO-0008"]
 RESULT = "已将企业登记改为全程网办，窗口增至三个，并推行预约办理"
 
 
-async def _rows(db: Database, model: type, **where: object) -> list:
+async def _rows(db: Database, model: type, **where: object) -> list[Any]:
     async with db.session() as session:
-        query = select(model)
+        query: Any = select(model)
         for name, value in where.items():
             query = query.where(getattr(model, name) == value)
         return list((await session.exec(query)).all())
