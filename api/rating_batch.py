@@ -25,7 +25,7 @@ from config import Settings
 from models.bulk_intake import IntakeItem, ItemDone, ItemReady, ItemRefused, PolicyCache, Prepared, prepare
 from models.idempotency import IdempotentResponse
 from models.rating_intake import AlreadyRated, write_ratings
-from models.ratings import RatingAccepted, RatingCreate
+from models.ratings import CoveredRating, RatingAccepted, RatingCreate
 
 router = APIRouter(tags=["ratings"])
 
@@ -75,13 +75,18 @@ class BatchItemResult(BaseModel):
     rating_id: int | None = None
     is_bad: bool | None = None
     case_id: int | None = Field(default=None, description="The case of a bad rating (差评工单)")
+    covered: list[CoveredRating] = Field(
+        default_factory=list, description="The other records of the bundle the rating was written on (one case)"
+    )
     error: BatchItemError | None = None
 
 
 class RatingBatchResult(BaseModel):
     accepted: int = Field(description="Items accepted, retried ones included")
     rejected: int
-    written: int = Field(description="Ratings this call wrote (a retried item writes nothing)")
+    written: int = Field(
+        description="Ratings this call wrote (a retried item writes nothing; a bundle rating counts each record)"
+    )
     cases_opened: int = Field(description="Cases this call opened, one per bad rating written")
     items: list[BatchItemResult]
 
@@ -135,7 +140,7 @@ async def _take(
     return RatingBatchResult(
         accepted=sum(r.status == "accepted" for r in items),
         rejected=sum(r.status == "rejected" for r in items),
-        written=len(written),
+        written=sum(1 + len(a.covered) for a in written),
         cases_opened=sum(a.case_id is not None for a in written),
         items=items,
     )

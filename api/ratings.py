@@ -36,6 +36,7 @@ from models.policy import TagCatalogue
 from models.policy_store import policy_for_unit
 from models.privacy import mask_email, mask_name, mask_phone
 from models.rating_codes import CodeRefused, read_rating
+from models.rating_coverage import CoverageTaken, covered_ratings, read_coverage
 from models.rating_intake import AlreadyRated, NoStaffToRate, accept_ratings, check_targets
 from models.ratings import Rating, RatingAccepted, RatingCreate, RatingRead, RatingTarget
 from models.services import ServiceRecord
@@ -51,9 +52,13 @@ _IDEMPOTENCY_HEADER = Header(alias="Idempotency-Key", description="Retry-safe ke
     status_code=status.HTTP_201_CREATED,
     responses={
         404: {"description": "unknown service record"},
-        409: {"description": "target already rated"},
+        409: {
+            "description": "target already rated, or a record of the bundle it covers, or rated the other way "
+            "(whole vs stage)"
+        },
         422: {
-            "description": "invalid request, or a code the calling source's tables lack (field, value, source named)"
+            "description": "invalid request, a code the calling source's tables lack, a stage the source does not "
+            "rate, or covers = bundle for a record of no bundle (field, value, source named)"
         },
     },
 )
@@ -79,6 +84,7 @@ async def submit_rating(
     tags = (await policy_for_unit(session, record.unit_id)).profile.tags if body.tag_codes else TagCatalogue()
     try:
         fields = read_rating(body, api_client.source_system, tags)
+        fields = read_coverage(body, record, fields, api_client.source_system)  # its stage and covers
     except CodeRefused as refused:
         raise api_error(422, refused.code, refused.message, field=refused.field) from None
     try:
@@ -102,6 +108,8 @@ async def submit_rating(
         result = await accept_ratings(
             session, settings, temporal, record, [fields], api_client.source_system, before_commit=settle_claim
         )
+    except CoverageTaken as taken:  # a record the rating covers is rated, or rated the other way (stage/whole)
+        raise api_error(409, taken.taken.code, taken.taken.message, field=taken.taken.field) from None
     except AlreadyRated:
         raise api_error(
             409,
@@ -123,14 +131,21 @@ async def get_rating(rating_id: IdPath, session: SessionDep, caller: CurrentCall
     record = await session.get(ServiceRecord, rating.record_id) if rating else None
     if rating is None or record is None or not await _may_read(session, caller, rating, record):
         raise api_error(404, "not_found", f"评价 {rating_id} 不存在或无权查看")
-    case = (await session.exec(select(Case.id).where(Case.rating_id == rating.id))).first()
+    # A copy of a bundle rating is handled in its lead's case.
+    case = (await session.exec(select(Case.id).where(Case.rating_id == (rating.lead_rating_id or rating.id)))).first()
     assert rating.id is not None
+    covered = (
+        [] if rating.lead_rating_id is not None else (await covered_ratings(session, [rating.id])).get(rating.id, [])
+    )
     return RatingRead(
         id=rating.id,
         record_no=record.record_no,
         level=rating.level,
         channel=rating.channel,
         target=rating.target,
+        stage=rating.stage,
+        lead_rating_id=rating.lead_rating_id,
+        covered=covered,
         answers=rating.answers,
         comment=rating.comment,
         real_name=rating.real_name,

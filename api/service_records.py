@@ -18,6 +18,7 @@ from api.deps import CurrentApiClient, SessionDep, SettingsDep
 from api.devices.hub import DevicesDep
 from api.errors import api_error, error_responses
 from api.params import IdPath
+from models.bundles import check_bundle
 from models.calendar import load_calendar
 from models.db import utcnow
 from models.deadlines import compute_due
@@ -76,6 +77,10 @@ async def register_service_record(
         raise api_error(
             422, "naive_time", "completed_at 须带时区，例如 2026-11-20T10:00:00+08:00", field="completed_at"
         )
+    # 一次办多件 and 一件事: one applicant, one unit (a visit) or one region (a theme); models/bundles.py.
+    refused = await check_bundle(session, body, unit, api_client.source_system, settings.signing_key())
+    if refused is not None:
+        raise api_error(422, refused.code, refused.message, field=refused.field)
 
     assert item.id is not None and unit.id is not None
     record = ServiceRecord(
@@ -92,6 +97,9 @@ async def register_service_record(
             if body.applicant_phone
             else None
         ),
+        bundle_no=body.bundle_no,
+        bundle_kind=body.bundle_kind,
+        theme_name=body.theme_name,
     )
     session.add(record)
     try:
@@ -113,6 +121,9 @@ async def register_service_record(
         service_channel=record.service_channel,
         source_system=record.source_system,
         completed_at=record.completed_at,
+        bundle_no=record.bundle_no,
+        bundle_kind=record.bundle_kind,
+        theme_name=record.theme_name,
     )
 
 

@@ -1,7 +1,8 @@
 """Many ratings at once (POST /api/v1/ratings:batch, python -m runtime.import_ratings): sorting them before writing.
 
 `prepare` judges every item of a chunk with a handful of queries, not a few per item: the records in
-one query, the ratings they have in another, the policy once per unit. Each item comes out refused
+one query, the ratings they have in another, the policy once per unit; what each rating covers (its
+stage, the records of its bundle) is judged by models/bulk_coverage.py. Each item comes out refused
 (with its field and reason), already done (the same rating was written before: a retry, answered as
 the first time) or ready; the ready ones are written by models/rating_intake.py's `write_ratings`
 (or, on PostgreSQL, by the import's COPY: runtime/import_copy.py) with the same rules as one rating.
@@ -12,21 +13,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Integer, String, any_, bindparam
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import configure_mappers
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.case.records import Case
-from models.codes import CodeBook
+from models.bulk_coverage import Candidate, judge
+from models.codes import CodeBook, code_book
 from models.policy import PinnedPolicy
 from models.policy_store import policy_for_unit
 from models.rating_codes import CodeRefused, read_rating
+from models.rating_coverage import Taken, among, read_coverage
 from models.rating_intake import NoStaffToRate, RatingFields, RatingToWrite, check_targets
-from models.ratings import Rating, RatingAccepted, RatingCreate
+from models.ratings import RatingAccepted, RatingCreate
 from models.services import ServiceRecord
 
 
@@ -85,7 +84,11 @@ async def prepare(
     policies: PolicyCache,
     book: CodeBook | None = None,
 ) -> list[Prepared]:
-    """Judge each item against the records, the ratings already written and the codes; write nothing."""
+    """Judge each item against the records, the ratings already written and the codes; write nothing.
+
+    The records the items cover stay locked until the caller's commit (models/rating_coverage.py).
+    """
+    book = book or code_book()
     records = await _records(session, {item.body.record_no for item in items})
     judged: dict[int, Prepared] = {}
     candidates: list[tuple[IntakeItem, ServiceRecord, RatingFields, PinnedPolicy]] = []
@@ -103,6 +106,7 @@ async def prepare(
         pinned = await policies.of(session, record.unit_id)
         try:
             fields = read_rating(item.body, source_system, pinned.profile.tags, book, item.submitted_at)
+            fields = read_coverage(item.body, record, fields, source_system, book)
             check_targets(record, [fields])
         except CodeRefused as refused:
             judged[item.position] = ItemRefused(
@@ -116,35 +120,22 @@ async def prepare(
             continue
         candidates.append((item, record, fields, pinned))
 
-    existing = await _ratings_of(session, {record.id for _, record, _, _ in candidates if record.id is not None})
-    first_at: dict[tuple[int | None, str], int] = {}
+    verdicts = await judge(
+        session,
+        [Candidate(item.position, record, fields) for item, record, fields, _ in candidates],
+        source_system,
+        book,
+    )
     for item, record, fields, pinned in candidates:
-        key = (record.id, fields.target.value)
-        earlier = existing.get(key)
-        if earlier is not None:
-            rating, case_id = earlier
-            judged[item.position] = (
-                ItemDone(item.position, _accepted(rating, case_id))
-                if _same(rating, fields, source_system)
-                else ItemRefused(
-                    item.position,
-                    "already_rated",
-                    f"办件 {record.record_no} 的{_target_zh(fields)}已评价过，每个对象只能评价一次",
-                    "target",
-                    fields.target.value,
-                )
-            )
-        elif key in first_at:
+        verdict = verdicts[item.position]
+        if isinstance(verdict, Taken):
             judged[item.position] = ItemRefused(
-                item.position,
-                "duplicate_item",
-                f"与第 {first_at[key]} 项评价同一办件的同一对象（{record.record_no}），每个对象只能评价一次",
-                "target",
-                fields.target.value,
+                item.position, verdict.code, verdict.message, verdict.field, verdict.value
             )
+        elif isinstance(verdict, RatingAccepted):
+            judged[item.position] = ItemDone(item.position, verdict)
         else:
-            first_at[key] = item.position
-            judged[item.position] = ItemReady(item.position, RatingToWrite(record, fields, pinned))
+            judged[item.position] = ItemReady(item.position, RatingToWrite(record, fields, pinned, copies=verdict))
     return [judged[item.position] for item in items]
 
 
@@ -152,70 +143,6 @@ async def _records(session: AsyncSession, record_nos: Iterable[str]) -> dict[str
     """The records by number, read as plain rows (an import reads thousands per chunk; ORM loading costs more)."""
     configure_mappers()  # model_construct skips what an ORM load would set up first (a no-op after the first time)
     columns = list(ServiceRecord.__table__.columns)  # type: ignore[attr-defined]
-    query = select(*columns).where(await _among(session, col(ServiceRecord.record_no), sorted(record_nos)))
+    query = select(*columns).where(await among(session, col(ServiceRecord.record_no), sorted(record_nos)))
     rows = (await (await session.connection()).execute(query)).mappings().all()
     return {row["record_no"]: ServiceRecord.model_construct(**row) for row in rows}
-
-
-async def _ratings_of(
-    session: AsyncSession, record_ids: set[int]
-) -> dict[tuple[int | None, str], tuple[Rating, int | None]]:
-    """The ratings these records have, with their case ids, by (record, target): usually none (one small query)."""
-    if not record_ids:
-        return {}
-    rated = (
-        await session.exec(select(Rating.id).where(await _among(session, col(Rating.record_id), sorted(record_ids))))
-    ).all()
-    if not rated:
-        return {}
-    rows = (
-        await session.exec(
-            select(Rating, Case.id)
-            .join(Case, col(Case.rating_id) == col(Rating.id), isouter=True)
-            .where(col(Rating.id).in_(rated))
-        )
-    ).all()
-    return {(rating.record_id, rating.target.value): (rating, case_id) for rating, case_id in rows}
-
-
-async def _among(session: AsyncSession, column: Any, values: list[Any]) -> Any:
-    """`column IN values`: one array parameter on PostgreSQL (thousands of placeholders cost more to send and parse)."""
-    if (await session.connection()).dialect.name == "postgresql":
-        kind = ARRAY(Integer) if values and isinstance(values[0], int) else ARRAY(String)
-        return column == any_(bindparam(None, values, type_=kind))
-    return column.in_(values)
-
-
-def _same(rating: Rating, fields: RatingFields, source_system: str) -> bool:
-    """The same rating sent again: every field the rater gave, from the same system (and at the same time, if given)."""
-    same_time = fields.submitted_at is None or abs((rating.submitted_at - fields.submitted_at).total_seconds()) < 1
-    return same_time and (
-        rating.source_system,
-        rating.level,
-        rating.channel,
-        rating.answers,
-        rating.comment,
-        rating.real_name,
-        rating.rater_name,
-        rating.rater_phone,
-        rating.rater_email,
-    ) == (
-        source_system,
-        fields.level,
-        fields.channel,
-        fields.answers,
-        fields.comment,
-        fields.real_name,
-        fields.rater_name,
-        fields.rater_phone,
-        fields.rater_email,
-    )
-
-
-def _accepted(rating: Rating, case_id: int | None) -> RatingAccepted:
-    assert rating.id is not None
-    return RatingAccepted(rating_id=rating.id, is_bad=rating.is_bad, case_id=case_id)
-
-
-def _target_zh(fields: RatingFields) -> str:
-    return "事项" if fields.target.value == "item" else "工作人员"

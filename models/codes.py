@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from models.policy import LEVELS
-from models.ratings import RatingChannel, RatingLevel
+from models.ratings import Covers, RatingChannel, RatingLevel, ServiceStage
 
 T = TypeVar("T")
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policy"
@@ -138,10 +138,27 @@ class _SourceFile(_Strict):
     name: str = Field(min_length=1, max_length=100)
     satisfaction: Name = Field(description="A satisfaction table of policy/codes/")
     channels: Name = Field(description="A channel table of policy/codes/")
+    stages: bool = Field(default=False, description="It rates the stages of a service (受理/办理/办结) separately")
+    stage_codes: dict[CodeText, ServiceStage] = Field(
+        default_factory=dict, description="The codes it sends for the stages (评价环节代码), if it sends codes"
+    )
+    theme_covers: Covers = Field(
+        default=Covers.BUNDLE, description="What a rating of an item of its 一件事 applies to unless the rating says"
+    )
+
+    @model_validator(mode="after")
+    def _stage_codes_need_stages(self) -> _SourceFile:
+        if self.stage_codes and not self.stages:
+            raise ValueError("stage_codes is for a source that rates stages: add stages = true")
+        stages = [stage.value for stage in self.stage_codes.values()]
+        repeated = sorted({stage for stage in stages if stages.count(stage) > 1})
+        if repeated:
+            raise ValueError(f"stage_codes: each stage may have one code; repeated: {', '.join(repeated)}")
+        return self
 
 
 class SourceCodes(BaseModel):
-    """A source system with its tables resolved."""
+    """A source system with its tables resolved, and what its ratings may cover (docs/intake.md)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -149,6 +166,9 @@ class SourceCodes(BaseModel):
     name: str
     satisfaction: SatisfactionTable
     channels: ChannelTable
+    stages: bool = False
+    stage_codes: dict[str, ServiceStage] = Field(default_factory=dict)
+    theme_covers: Covers = Covers.BUNDLE
 
 
 class CodeBook(BaseModel):
@@ -195,7 +215,13 @@ def load_code_book(codes_dir: Path = CODES_DIR, sources_dir: Path = SOURCES_DIR)
         if not isinstance(channels, ChannelTable):
             raise ValueError(f"{path}: channels = {declared.channels!r} is not a channel table of {codes_dir}")
         sources[declared.source_system] = SourceCodes(
-            source_system=declared.source_system, name=declared.name, satisfaction=satisfaction, channels=channels
+            source_system=declared.source_system,
+            name=declared.name,
+            satisfaction=satisfaction,
+            channels=channels,
+            stages=declared.stages,
+            stage_codes=declared.stage_codes,
+            theme_covers=declared.theme_covers,
         )
     return CodeBook(tables=tables, sources=sources)
 

@@ -31,7 +31,17 @@ from models.db import utcnow
 from models.outbox import START_CASE, OutboxEntry
 from models.policy import PinnedPolicy
 from models.policy_store import policy_for_unit
-from models.ratings import Rating, RatingAccepted, RatingChannel, RatingCreate, RatingLevel, RatingTarget
+from models.ratings import (
+    CoveredRating,
+    Covers,
+    Rating,
+    RatingAccepted,
+    RatingChannel,
+    RatingCreate,
+    RatingLevel,
+    RatingTarget,
+    ServiceStage,
+)
 from models.services import ServiceRecord
 from models.suspicion import intake as suspicion
 from models.upstream import enqueue_rating_pushes
@@ -70,6 +80,8 @@ class RatingFields:
     rater_phone: str | None = None
     rater_email: str | None = None
     submitted_at: datetime | None = None  # when the rater rated, if the source says (an import); else now
+    stage: ServiceStage = ServiceStage.WHOLE  # checked against the source by models/rating_coverage.py
+    covers: Covers | None = None  # for a record of a bundle; None: the bundle's default
 
     @classmethod
     def of(cls, body: RatingCreate, submitted_at: datetime | None = None) -> RatingFields:
@@ -86,6 +98,8 @@ class RatingFields:
             rater_phone=body.rater.phone if body.rater else None,
             rater_email=str(body.rater.email) if body.rater and body.rater.email else None,
             submitted_at=submitted_at,
+            stage=body.stage or ServiceStage.WHOLE,
+            covers=body.covers,
         )
 
 
@@ -96,6 +110,8 @@ class RatingToWrite:
     record: ServiceRecord
     fields: RatingFields
     pinned: PinnedPolicy
+    # The other records of its bundle it is copied onto (models/rating_coverage.py); the copies carry no case.
+    copies: tuple[ServiceRecord, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -131,13 +147,15 @@ async def accept_ratings(
 
     `before_commit` adds the caller's own writes to the same transaction (the idempotency answer,
     the invitation being used). `client` names the submitting device when the channel knows it
-    (docs/suspicious-ratings.md). Raises AlreadyRated (after rolling back) when any target is rated.
+    (docs/suspicious-ratings.md). Raises AlreadyRated (after rolling back) when any target is rated, or
+    any record of a bundle the rating covers (models/rating_coverage.py).
     """
+    from models.rating_coverage import cover  # local: coverage builds on this module's types
+
     check_targets(record, ratings)
     pinned = await policy_for_unit(session, record.unit_id)
-    accepted, starts = await write_ratings(
-        session, settings, [RatingToWrite(record, fields, pinned) for fields in ratings], source_system, client
-    )
+    writes = await cover(session, [RatingToWrite(record, fields, pinned) for fields in ratings])
+    accepted, starts = await write_ratings(session, settings, writes, source_system, client)
     if before_commit is not None:
         before_commit(accepted)
     await session.commit()
@@ -166,26 +184,48 @@ async def write_ratings(
     session.add_all(rows)
     try:
         await session.flush()
+        copies = await _write_copies(session, items, rows, source_system)
     except IntegrityError:
         await session.rollback()
         raise AlreadyRated(_taken_target([item.fields for item in items])) from None
-    stage_with_ratings(
-        session, settings, [(item.record, rating) for item, rating in zip(items, rows, strict=True)], client
-    )
+    leads = [(item.record, rating) for item, rating in zip(items, rows, strict=True)]
+    stage_with_ratings(session, settings, leads + [pair for pairs in copies for pair in pairs], client)
 
     starts: list[_CaseStart] = []
     accepted = []
-    for item, rating in zip(items, rows, strict=True):
+    for item, rating, copied in zip(items, rows, copies, strict=True):
         start = await open_case(session, settings, item.record, rating, item.pinned) if rating.is_bad else None
         if start is not None:
             starts.append(start)
         assert rating.id is not None
+        covered = [CoveredRating(record_no=r.record_no, rating_id=c.id) for r, c in copied if c.id is not None]
         accepted.append(
             RatingAccepted(
-                rating_id=rating.id, is_bad=rating.is_bad, case_id=start.workflow_input.case_id if start else None
+                rating_id=rating.id,
+                is_bad=rating.is_bad,
+                case_id=start.workflow_input.case_id if start else None,
+                covered=covered,
             )
         )
     return accepted, starts
+
+
+async def _write_copies(
+    session: AsyncSession, items: Sequence[RatingToWrite], leads: Sequence[Rating], source_system: str
+) -> list[list[tuple[ServiceRecord, Rating]]]:
+    """Each bundle rating's copies on the other records it covers, pointing at their (flushed) lead."""
+    copies = [
+        [
+            (record, Rating(**rating_values(record.id, item.fields, item.pinned, source_system, lead.id)))
+            for record in item.copies
+            if record.id is not None
+        ]
+        for item, lead in zip(items, leads, strict=True)
+    ]
+    if any(copies):
+        session.add_all([copy for pairs in copies for _, copy in pairs])
+        await session.flush()
+    return copies
 
 
 def stage_with_ratings(
@@ -193,17 +233,23 @@ def stage_with_ratings(
 ) -> None:
     """What every written rating brings into its transaction, whoever wrote it (the import's COPY too)."""
     enqueue_rating_pushes(session, [rating for _, rating in rated], settings.upstream_enabled)  # docs/upstream.md
-    # What the suspicious-rating detectors compare, in this transaction (docs/suspicious-ratings.md).
-    suspicion.fingerprint(session, settings.signing_key(), rated, client)
+    # What the suspicious-rating detectors compare, in this transaction (docs/suspicious-ratings.md). A bundle
+    # rating's copies are the same act of rating, so only its lead is fingerprinted (else one visit looks like many).
+    leads = [(record, rating) for record, rating in rated if rating.lead_rating_id is None]
+    suspicion.fingerprint(session, settings.signing_key(), leads, client)
 
 
-def rating_values(record_id: int, fields: RatingFields, pinned: PinnedPolicy, source_system: str) -> dict[str, Any]:
+def rating_values(
+    record_id: int, fields: RatingFields, pinned: PinnedPolicy, source_system: str, lead_rating_id: int | None = None
+) -> dict[str, Any]:
     """A rating's columns (all but its id) as intake writes them: the import's COPY writes the same."""
     return {
         "record_id": record_id,
         "level": fields.level,
         "channel": fields.channel,
         "target": fields.target,
+        "stage": fields.stage,
+        "lead_rating_id": lead_rating_id,
         "answers": fields.answers,
         "comment": fields.comment,
         "real_name": fields.real_name,

@@ -64,6 +64,21 @@ class ServiceStage(StrEnum):
     COMPLETION = "completion"  # 办结
 
 
+SERVICE_STAGE_LABELS_ZH = {
+    ServiceStage.WHOLE: "整体",
+    ServiceStage.ACCEPTANCE: "受理",
+    ServiceStage.HANDLING: "办理",
+    ServiceStage.COMPLETION: "办结",
+}
+
+
+class Covers(StrEnum):
+    """What one rating of a record of a bundle (一次办多件, 一件事) applies to (docs/intake.md)."""
+
+    BUNDLE = "bundle"  # every record of the bundle: written on each, one case
+    RECORD = "record"  # the named record only
+
+
 class Rating(SQLModel, table=True):
     """One rating of one target of one service record. Rater contact columns are PII: never log or send them."""
 
@@ -157,6 +172,18 @@ class RatingCreate(RequestBody):
         "(with a GB/T source 501 is a 非常不满意 tag); the second and third name the tag in the region's catalogue",
     )
     target: RatingTarget = RatingTarget.ITEM
+    stage: ServiceStage | None = Field(
+        default=None,
+        description="评价环节 by name, for a source that rates stages (受理/办理/办结); or stage_code. Default: whole",
+    )
+    stage_code: Code | None = Field(
+        default=None, description="评价环节代码 in the calling source system's table; or stage"
+    )
+    covers: Covers | None = Field(
+        default=None,
+        description="For a record of a bundle: bundle (every record of it, one case) or record (this one only). "
+        "Default: bundle for 一次办多件; for 一件事 as the registering source system says",
+    )
     answers: dict[AnswerKey, AnswerValue] = Field(
         default_factory=dict,
         max_length=MAX_ANSWERS,
@@ -181,12 +208,24 @@ class RatingCreate(RequestBody):
         return value
 
 
+class CoveredRating(BaseModel):
+    """Another record a bundle rating was written on, and the copy written there."""
+
+    record_no: str
+    rating_id: int
+
+
 class RatingAccepted(BaseModel):
     """Response of POST /api/v1/ratings."""
 
     rating_id: int
     is_bad: bool
     case_id: int | None
+    covered: list[CoveredRating] = Field(
+        default_factory=list,
+        description="The other records of the bundle this rating was written on (一次办多件, 一件事); "
+        "their copies point at rating_id, which alone carries the case",
+    )
 
 
 class RatingRead(BaseModel):
@@ -195,6 +234,11 @@ class RatingRead(BaseModel):
     level: RatingLevel = SQLField(sa_type=str_enum(RatingLevel))
     channel: RatingChannel = SQLField(sa_type=str_enum(RatingChannel))
     target: RatingTarget = SQLField(sa_type=str_enum(RatingTarget))
+    stage: ServiceStage
+    lead_rating_id: int | None = Field(
+        description="For a copy of a bundle rating: the rating written on the record the rater rated (it has the case)"
+    )
+    covered: list[CoveredRating] = Field(description="For a bundle rating: the copies on the bundle's other records")
     answers: dict[str, Any]
     comment: str
     real_name: bool

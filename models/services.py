@@ -63,6 +63,7 @@ class ServiceRecord(SQLModel, table=True):
     applicant_phone_check: str | None = Field(default=None, max_length=64)
     bundle_no: str | None = Field(default=None, max_length=64, index=True, description="批次号 / 一件事办件编号")
     bundle_kind: BundleKind | None = Field(default=None, sa_type=str_enum(BundleKind))
+    theme_name: str | None = Field(default=None, max_length=100, description="主题名称 of a 一件事 (theme) bundle")
     # The applicant's contact for a rating invitation (评价邀请), encrypted like a rater's (models/pii.py).
     applicant_phone: str | None = Field(default=None, sa_type=EncryptedText)
     applicant_email: str | None = Field(default=None, sa_type=EncryptedText)
@@ -85,6 +86,19 @@ class ServiceRecordCreate(RequestBody):
         description="申请人手机号 (optional). Only a keyed digest of its last four digits is kept, so the "
         "applicant can rate the record at a window's QR code; the number itself is never stored",
     )
+    bundle_no: str | None = PydanticField(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="批次号 (一次办多件) or 一件事 number shared by the records one rating covers, in the calling "
+        "system's own numbering; with bundle_kind",
+    )
+    bundle_kind: BundleKind | None = PydanticField(
+        default=None, description="visit 一次办多件 (one unit, one applicant) or theme 一件事 (one region, one applicant)"
+    )
+    theme_name: str | None = PydanticField(
+        default=None, min_length=1, max_length=100, description="主题名称 of a theme bundle, e.g. 开办餐饮店一件事"
+    )
 
     @field_validator("applicant_phone")
     @classmethod
@@ -104,6 +118,9 @@ class ServiceRecordRead(BaseModel):
     service_channel: ServiceChannel = Field(sa_type=str_enum(ServiceChannel))
     source_system: str
     completed_at: datetime
+    bundle_no: str | None = None
+    bundle_kind: BundleKind | None = None
+    theme_name: str | None = None
 
 
 PHONE_CHECK_DIGITS = 4

@@ -1,7 +1,7 @@
 """Ratings as GB/T 39046-2020 表9 CSV, for the platform's bulk import: the API's export and the command's.
 
 UTF-8 with a BOM (Excel in China needs it), CRLF lines, the nine 表9 columns in the standard's order
-and then 评价对象 (models/upstream_fields.py). Rows are read in batches by id and written as they
+and then 评价对象 and 评价环节 (models/upstream_fields.py). Rows are read in batches by id and written as they
 come, so a month of a province's ratings never sits in memory at once.
 """
 

@@ -2,7 +2,8 @@
 
 表9 gives nine items per rating: 办件编号, 评价渠道 (the standard's words, or a code), 评价人,
 评价时间 (YYYYMMDDThhmmss, China time), 评价次数, 满意度 (a label), 满意度代码, 文字评价, 行政区划.
-Beside them a file may carry 评价对象 (事项 / 工作人员, as our 表9 export adds) and 测评内容代码, or
+Beside them a file may carry 评价对象 (事项 / 工作人员) and 评价环节 (整体 / 受理 / 办理 / 办结), as our
+表9 export adds them, and 测评内容代码, or
 any field of POST /api/v1/ratings by its own name. Each row becomes the RatingCreate the API takes,
 so a file is held to the same rules as a call; what only a file has (the time, the count, the region)
 is checked here. Refusals name the file's own column.
@@ -21,9 +22,16 @@ from pydantic import ValidationError
 from models.bulk_intake import IntakeItem, ItemRefused
 from models.codes import CodeBook, SourceCodes
 from models.deadlines import CHINA_TZ
-from models.ratings import LEVEL_LABELS_ZH, RatingCreate, RatingLevel, RatingTarget
+from models.ratings import (
+    LEVEL_LABELS_ZH,
+    SERVICE_STAGE_LABELS_ZH,
+    RatingCreate,
+    RatingLevel,
+    RatingTarget,
+    ServiceStage,
+)
 
-# 表9 (and our export's 评价对象, and 测评内容代码) → what the row reader calls it.
+# 表9 (and our export's 评价对象 and 评价环节, and 测评内容代码) → what the row reader calls it.
 TABLE9_COLUMNS = {
     "办件编号": "record_no",
     "评价渠道": "channel_words",
@@ -35,6 +43,7 @@ TABLE9_COLUMNS = {
     "文字评价": "comment",
     "行政区划": "region_code",
     "评价对象": "target",
+    "评价环节": "stage_words",
     "测评内容代码": "tag_codes",
 }
 API_COLUMNS = {
@@ -42,6 +51,7 @@ API_COLUMNS = {
     for name in (
         "record_no", "level", "satisfaction_code", "channel", "channel_code", "tag_codes", "target", "comment",
         "real_name", "rater", "rater_name", "rater_phone", "rater_email", "answers", "submitted_at",
+        "stage", "stage_code", "covers",
     )
 }  # fmt: skip
 API_COLUMNS["submitted_at"] = "rated_at"
@@ -59,13 +69,23 @@ TARGET_WORDS = {
     "item": RatingTarget.ITEM,
     "staff": RatingTarget.STAFF,
 }
+# 评价环节 as our export writes it (整体 … 办结), or by name.
+STAGE_WORDS = {label: stage for stage, label in SERVICE_STAGE_LABELS_ZH.items()} | {
+    stage.value: stage for stage in ServiceStage
+}
 NO_RATER = {"", "匿名", "实名评价人"}  # how 表9 files (ours among them) say "no name given"
 FIRST_RATING = {"", "1", "首次评价"}
 FUTURE_SLACK = timedelta(minutes=5)  # clocks of the sending systems differ a little
 # Our export prefixes a cell that looks like a formula with a quote (CSV injection); the value is what follows.
 _FORMULA_START = ("'=", "'+", "'-", "'@", "'\t", "'\r")
 # Where a file says what the API calls `channel_code` or `level`: in 表9's words columns.
-_SAID_BY = {"channel_code": "channel_words", "channel": "channel_words", "level": "level_label"}
+_SAID_BY = {
+    "channel_code": "channel_words",
+    "channel": "channel_words",
+    "level": "level_label",
+    "stage": "stage_words",
+    "stage_code": "stage_words",
+}
 _TRUE = {"true", "1", "是", "yes", "y"}
 _FALSE = {"false", "0", "否", "no", "n", ""}
 
@@ -138,11 +158,21 @@ class RowReader:
 
     def _body(self, values: dict[str, str], structured: dict[str, Any]) -> tuple[dict[str, Any], datetime | None]:
         body: dict[str, Any] = {"record_no": values.get("record_no", "")}
-        for name in ("level", "satisfaction_code", "channel", "channel_code", "comment"):
+        for name in (
+            "level",
+            "satisfaction_code",
+            "channel",
+            "channel_code",
+            "comment",
+            "stage",
+            "stage_code",
+            "covers",
+        ):
             if values.get(name):
                 body[name] = values[name]
         self._level_label(values, body)
         self._channel_words(values, body)
+        self._stage_words(values, body)
         if values.get("target"):
             body["target"] = TARGET_WORDS.get(values["target"], values["target"])
         if values.get("tag_codes"):
@@ -219,6 +249,24 @@ class RowReader:
                 f"评价渠道 {words} 不是来源系统 {self.source.source_system} 或 GB/T 39046 的渠道名称",
             )
         body["channel"] = channel.value
+
+    def _stage_words(self, values: dict[str, str], body: dict[str, Any]) -> None:
+        """评价环节: a word (整体, 受理, 办理, 办结) or a code of the source's stage codes (read by intake)."""
+        words = values.get("stage_words")
+        if not words:
+            return
+        if words.isdigit():
+            body["stage_code"] = words
+            return
+        stage = STAGE_WORDS.get(words)
+        if stage is None:
+            raise _Refused(
+                "unknown_stage",
+                "stage_words",
+                words,
+                f"评价环节 {words} 应为 整体、受理、办理 或 办结（或来源系统的环节代码）",
+            )
+        body["stage"] = stage.value
 
     def _rated_at(self, text: str) -> datetime | None:
         if not text:

@@ -19,7 +19,7 @@ from models.case.vocabulary import Outcome, Verdict
 from models.deadlines import CHINA_TZ
 from models.organisation import Region, Unit
 from models.privacy import mask_name
-from models.ratings import LEVEL_LABELS_ZH, Rating, RatingChannel, RatingLevel, RatingTarget
+from models.ratings import LEVEL_LABELS_ZH, SERVICE_STAGE_LABELS_ZH, Rating, RatingChannel, RatingLevel, RatingTarget
 from models.services import ServiceRecord
 
 LevelCodes = Literal["gbt39046", "ascending"]
@@ -36,8 +36,9 @@ TABLE9_COLUMNS = (
     "文字评价",
     "行政区划",
 )
-# Not in 表9: a window transaction has two ratings (item and staff member) that 表9 alone cannot tell apart.
-EXTRA_RATING_COLUMNS = ("评价对象",)
+# Not in 表9, which has no place for either: a window transaction has two ratings (item and staff member), and a
+# source that rates stages one per stage (受理/办理/办结), that 表9 alone cannot tell apart.
+EXTRA_RATING_COLUMNS = ("评价对象", "评价环节")
 
 # 表9 评价渠道 is text, in the standard's words.
 CHANNEL_WORDS = {
@@ -90,7 +91,7 @@ def rater_label(rating: Rating) -> str:
 
 
 def table9_row(rating: Rating, record_no: str, region_code: str, codes: LevelCodes = "gbt39046") -> dict[str, str]:
-    """One rating as GB/T 39046-2020 表9 (and the target, outside 表9)."""
+    """One rating as GB/T 39046-2020 表9 (and the target and the stage, outside 表9)."""
     return {
         "办件编号": record_no,
         "评价渠道": CHANNEL_WORDS[rating.channel],
@@ -103,6 +104,7 @@ def table9_row(rating: Rating, record_no: str, region_code: str, codes: LevelCod
         "文字评价": rating.comment,
         "行政区划": region_code,
         "评价对象": TARGET_WORDS[rating.target],
+        "评价环节": SERVICE_STAGE_LABELS_ZH[rating.stage],
     }
 
 

@@ -27,6 +27,7 @@ from models.case.records import CaseDetail
 from models.case.steps import STEPS_BY_NAME, CaseStep, Relation, steps_open_to
 from models.case.vocabulary import STAGE_LABELS_ZH, Stage
 from models.organisation import Unit, unit_subtree_ids
+from models.ratings import SERVICE_STAGE_LABELS_ZH
 from models.users import User
 from pages import words
 from pages.render import render, time_left_zh
@@ -149,6 +150,7 @@ async def _case_view(
         notice_label=lambda kind: words.label(words.NOTICE_KIND_LABELS_ZH, kind),
         notice_status=lambda status: words.label(words.NOTICE_STATUS_LABELS_ZH, status),
         channel_label=lambda channel: words.label(words.CHANNEL_LABELS_ZH, channel),
+        stage_word=lambda stage: SERVICE_STAGE_LABELS_ZH.get(stage, stage),
         actor_name=lambda actor: actors.get(actor, "系统" if actor == "system" else actor),
         forms=forms,
         failed_step=failed_step,

@@ -56,7 +56,12 @@ async def copy_side_rows(
     same = {name: getattr(template, name) for name in _columns(UpstreamPush) if name != "id"}
     pushes = [push_row(same, rating_id) for _, rating_id, _ in written[1:]]
     key = settings.signing_key()
-    fingerprints = [fingerprint_row(key, record, rating_id, values) for record, rating_id, values in written]
+    # As intake: a bundle rating's copies are the same act of rating, fingerprinted once (on the lead).
+    fingerprints = [
+        fingerprint_row(key, record, rating_id, values)
+        for record, rating_id, values in written
+        if values.get("lead_rating_id") is None
+    ]
     await copy_rows(driver, UpstreamPush, pushes)
     await copy_rows(driver, RatingFingerprint, fingerprints)
 

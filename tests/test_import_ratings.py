@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -14,6 +15,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from sqlalchemy import text
 from sqlmodel import col, select
 
 from config import Settings
@@ -24,7 +26,7 @@ from models.db import Database
 from models.deadlines import CHINA_TZ
 from models.outbox import OutboxEntry
 from models.rating_intake import stage_with_ratings
-from models.ratings import Rating, RatingChannel, RatingLevel
+from models.ratings import Rating, RatingChannel, RatingLevel, RatingTarget
 from models.services import ServiceRecord
 from models.suspicion.records import RatingFingerprint
 from models.table9_export import Table9Export, day_range
@@ -37,6 +39,7 @@ from runtime.import_side_rows import SIDE_TABLES, fingerprint_row, push_row
 from runtime.seed import DemoCredentials
 from tests.support.http import bad_rating
 from tests.support.intake import add_records, count
+from tests.support.waiting import eventually
 
 TABLE9 = ["办件编号", "评价渠道", "评价人", "评价时间", "评价次数", "满意度", "满意度代码", "文字评价", "行政区划"]
 RATED_AT = (datetime.now(CHINA_TZ) - timedelta(days=2)).replace(microsecond=0)
@@ -219,7 +222,11 @@ def test_the_copy_writes_every_column_of_the_rating_table() -> None:
 async def test_a_rating_written_meanwhile_makes_the_chunk_judge_again(
     settings: Settings, db: Database, demo: DemoCredentials, offline_api: httpx.AsyncClient
 ) -> None:
-    """PostgreSQL only: the COPY path's conflict (SQLite's path is the API's write_ratings, tested there)."""
+    """PostgreSQL only: the COPY path's conflict (SQLite's path is the API's write_ratings, tested there).
+
+    Every intake path locks the records it judges (models/rating_coverage.py), so here the rating in the
+    way is written by a plain INSERT, as a writer that does not go through intake would.
+    """
     await add_records(db, 3)
     rows = [[f"IMP-000{n}", "PC端", "", WHEN, "1", "", "5", "", "370600"] for n in (1, 2, 3)]
     book = code_book()
@@ -234,11 +241,13 @@ async def test_a_rating_written_meanwhile_makes_the_chunk_judge_again(
         judged = await prepare(
             session, [i for i in items if isinstance(i, IntakeItem)], "national-platform", PolicyCache()
         )
-        # Between judging and writing, the hall's system rates IMP-0002 through the API.
-        rated = await offline_api.post(
-            "/api/v1/ratings", json=bad_rating("IMP-0002"), headers={"X-API-Key": demo.api_key}
-        )
-        assert rated.status_code == 201
+        # Between judging and writing, a rating of IMP-0002 appears.
+        async with db.session() as other:
+            record = (await other.exec(select(ServiceRecord).where(ServiceRecord.record_no == "IMP-0002"))).one()
+            assert record.id is not None
+            other.add(Rating(record_id=record.id, level=RatingLevel.SATISFIED, channel=RatingChannel.PC,
+                             target=RatingTarget.ITEM, is_bad=False, source_system="demo-hall"))  # fmt: skip
+            await other.commit()
         with pytest.raises(psycopg.errors.UniqueViolation, match="uq_rating_record_target"):
             await copy_chunk(session, settings, [j for j in judged if isinstance(j, ItemReady)], "national-platform")
         await session.rollback()
@@ -247,7 +256,43 @@ async def test_a_rating_written_meanwhile_makes_the_chunk_judge_again(
     await importer.chunk(numbered)  # the same rows through the importer: judged again, written once
     assert (importer.tally.written, importer.tally.cases) == (2, 2)
     assert importer.tally.rejected == {"already_rated": [3]}
-    assert await count(db, Rating) == 3 and await count(db, Case) == 3 and await count(db, OutboxEntry) == 3
+    assert await count(db, Rating) == 3 and await count(db, Case) == 2 and await count(db, OutboxEntry) == 2
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_rating_sent_while_a_chunk_is_judged_waits_for_it(
+    settings: Settings, db: Database, demo: DemoCredentials, offline_api: httpx.AsyncClient
+) -> None:
+    """The API's rating of a record the chunk has judged waits for the chunk's commit, then finds it rated (409)."""
+    await add_records(db, 2)
+    rows = [[f"IMP-000{n}", "PC端", "", WHEN, "1", "", "5", "", "370600"] for n in (1, 2)]
+    book = code_book()
+    reader = RowReader(read_header(TABLE9), book.sources["national-platform"], book, datetime.now(UTC))
+    items = [reader.item(n, dict(zip(TABLE9, row, strict=True))) for n, row in enumerate(rows, start=2)]
+    async with db.session() as session:
+        judged = await prepare(
+            session, [i for i in items if isinstance(i, IntakeItem)], "national-platform", PolicyCache()
+        )
+        sent = asyncio.create_task(
+            offline_api.post("/api/v1/ratings", json=bad_rating("IMP-0002"), headers={"X-API-Key": demo.api_key})
+        )
+        await eventually(lambda: _waiting_for_a_lock(db))  # the API rating waits for the chunk's lock
+        assert not sent.done()
+        await copy_chunk(session, settings, [j for j in judged if isinstance(j, ItemReady)], "national-platform")
+        await session.commit()
+    answer = await sent
+    assert answer.status_code == 409 and answer.json()["detail"]["code"] == "already_rated"
+    assert await count(db, Rating) == 2 and await count(db, Case) == 2
+
+
+async def _waiting_for_a_lock(db: Database) -> bool:
+    async with db.session() as session:
+        waiting = await session.exec(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+        return bool(waiting.one()[0])
 
 
 async def test_the_imports_side_rows_are_what_intake_stages_for_each_rating(

@@ -34,6 +34,7 @@ HEADER = [
     "文字评价",
     "行政区划",
     "评价对象",
+    "评价环节",
 ]
 
 
@@ -49,7 +50,7 @@ async def three_ratings(api: httpx.AsyncClient, demo: DemoCredentials, db: Datab
     bodies = [
         {"record_no": "DEMO-0002", "level": "satisfied", "channel": "mobile", "comment": '=HYPERLINK("x")'},
         bad_rating("DEMO-0001", target="staff", channel="qr_code"),
-        {"record_no": "DEMO-0003", "level": "basically_satisfied", "channel": "sms"},
+        {"record_no": "DEMO-0003", "level": "basically_satisfied", "channel": "sms", "stage": "completion"},
     ]
     moments = [
         datetime(2026, 11, 20, 23, 59, 59, tzinfo=CHINA_TZ),
@@ -81,9 +82,9 @@ async def test_export_is_table9_by_china_days_for_administrators(
     assert "ratings-20261120-20261122.csv" in whole.headers["content-disposition"]
     assert rows_of(whole.content) == [
         HEADER,
-        ["DEMO-0002", "移动服务端", "匿名", "20261120T235959", "1", "满意", "2", "'=HYPERLINK(\"x\")", "370600", "事项"],
-        ["DEMO-0001", "二维码", "张**", "20261121T000000", "1", "非常不满意", "5", "窗口排队两个小时，材料被退回三次", "370600", "工作人员"],
-        ["DEMO-0003", "短信", "匿名", "20261122T120000", "1", "基本满意", "3", "", "370600", "事项"],
+        ["DEMO-0002", "移动服务端", "匿名", "20261120T235959", "1", "满意", "2", "'=HYPERLINK(\"x\")", "370600", "事项", "整体"],
+        ["DEMO-0001", "二维码", "张**", "20261121T000000", "1", "非常不满意", "5", "窗口排队两个小时，材料被退回三次", "370600", "工作人员", "整体"],
+        ["DEMO-0003", "短信", "匿名", "20261122T120000", "1", "基本满意", "3", "", "370600", "事项", "办结"],
     ]  # fmt: skip
     for value in RATER.values():
         assert value not in whole.content.decode("utf-8")

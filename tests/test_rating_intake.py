@@ -27,7 +27,7 @@ async def test_good_rating_opens_no_case(offline_api: httpx.AsyncClient, demo: D
         "/api/v1/ratings", json={"record_no": "DEMO-0002", "level": "satisfied", "channel": "mobile"}, headers=key(demo)
     )
     assert response.status_code == 201, response.text
-    assert response.json() == {"rating_id": 1, "is_bad": False, "case_id": None}
+    assert response.json() == {"rating_id": 1, "is_bad": False, "case_id": None, "covered": []}
     assert await count(db, Case) == 0
     assert await count(db, OutboxEntry) == 0
 

@@ -97,6 +97,7 @@ async def test_a_rating_is_pushed_once_in_the_platforms_fields(
             "文字评价": "办事很快",
             "行政区划": "370600",
             "评价对象": "事项",
+            "评价环节": "整体",
         },
     }
     assert re.fullmatch(r"\d{8}T\d{6}", sent.body["data"]["评价时间"])

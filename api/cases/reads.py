@@ -41,8 +41,10 @@ from models.policy import DeadlineName, PinnedPolicy
 from models.policy_store import policy_version
 from models.privacy import mask_email, mask_name, mask_phone
 from models.rater_links import RaterLink
+from models.rating_coverage import covered_records
 from models.ratings import Rating
 from models.roles import Role
+from models.services import ServiceRecord
 from models.users import User
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
@@ -120,6 +122,8 @@ async def get_case(case_id: IdPath, session: SessionDep, user: CurrentUser) -> C
     pinned = await _pinned_policies(session, [case])
     policy = pinned[(case.policy_code, case.policy_version)]
     calendar = await load_calendar(session)
+    covered = await covered_records(session, rating.id)  # a bundle rating's other records (一次办多件, 一件事)
+    record = await session.get(ServiceRecord, rating.record_id) if covered else None
     return CaseDetail(
         **summary(*row, level_label=_level_label(pinned, case, rating)),
         workflow_id=case.workflow_id,
@@ -154,6 +158,10 @@ async def get_case(case_id: IdPath, session: SessionDep, user: CurrentUser) -> C
             )
             for n in notices
         ],
+        service_stage=rating.stage,
+        bundle_kind=record.bundle_kind if record else None,
+        theme_name=record.theme_name if record else None,
+        covered_records=covered,
     )
 
 

@@ -45,6 +45,7 @@ def upgrade() -> None:
     with op.batch_alter_table("servicerecord", schema=None) as batch_op:
         batch_op.add_column(sa.Column("bundle_no", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
         batch_op.add_column(sa.Column("bundle_kind", _BUNDLE, nullable=True))
+        batch_op.add_column(sa.Column("theme_name", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True))
         batch_op.create_index(batch_op.f("ix_servicerecord_bundle_no"), ["bundle_no"], unique=False)
 
     # --- timing: invitations to unrated raters (the applicant's contact, encrypted) ---
@@ -62,6 +63,7 @@ def downgrade() -> None:
 
     with op.batch_alter_table("servicerecord", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_servicerecord_bundle_no"))
+        batch_op.drop_column("theme_name")
         batch_op.drop_column("bundle_kind")
         batch_op.drop_column("bundle_no")
 

@@ -17,6 +17,8 @@ from models.case.vocabulary import DeadlineView, Outcome, Stage, Verdict
 from models.db import UTCDateTime, str_enum, utcnow
 from models.deadlines import DueExplanation
 from models.notifications import NoticeView
+from models.ratings import ServiceStage
+from models.services import BundleKind
 
 
 class Case(SQLModel, table=True):
@@ -77,6 +79,15 @@ class RaterView(BaseModel):
     email: str | None
 
 
+class CoveredRecordView(BaseModel):
+    """A record a bundle rating (一次办多件, 一件事) was also written on: this case handles its rating too."""
+
+    record_no: str
+    item_name: str
+    unit_name: str
+    rating_id: int
+
+
 class RaterAnswerView(BaseModel):
     round: int
     satisfied: bool | None
@@ -128,6 +139,14 @@ class CaseDetail(CaseSummary):
     rater_answers: list[RaterAnswerView]
     timeline: list[CaseEventRead]
     notices: list[NoticeView] = Field(default_factory=list, description="every email and SMS about the case")
+    service_stage: ServiceStage = Field(default=ServiceStage.WHOLE, description="评价环节: the stage the rating judged")
+    bundle_kind: BundleKind | None = Field(
+        default=None, description="visit 一次办多件 or theme 一件事, for a bundle rating"
+    )
+    theme_name: str | None = Field(default=None, description="主题名称 of a 一件事")
+    covered_records: list[CoveredRecordView] = Field(
+        default_factory=list, description="The other records the rating covers (its copies); one case for all"
+    )
 
 
 class CasePage(BaseModel):
