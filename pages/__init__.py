@@ -11,7 +11,20 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from pages import admin, auth_pages, cases, concentrated, ledger, reviews, root_cause, supervision, suspicious
+from pages import (
+    admin,
+    auth_pages,
+    cases,
+    concentrated,
+    dashboard,
+    dashboard_list,
+    dashboard_screen,
+    ledger,
+    reviews,
+    root_cause,
+    supervision,
+    suspicious,
+)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -27,4 +40,7 @@ def install_pages(app: FastAPI) -> None:
     app.include_router(suspicious.router)
     app.include_router(concentrated.router)
     app.include_router(root_cause.router)
+    app.include_router(dashboard.router)
+    app.include_router(dashboard_list.router)
+    app.include_router(dashboard_screen.router)
     app.include_router(admin.router)

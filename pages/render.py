@@ -36,6 +36,7 @@ NAV: dict[Role, tuple[NavItem, ...]] = {
         NavItem("/cases", "待办工单"),
         NavItem("/cases?status=finished", "已办结"),
         NavItem("/root-cause", "根源整改"),
+        NavItem("/dashboard", "数据看板"),
     ),
     Role.SUPERVISOR: (
         NavItem("/board", "督办看板"),
@@ -43,6 +44,7 @@ NAV: dict[Role, tuple[NavItem, ...]] = {
         NavItem("/suspicious", "可疑评价"),
         NavItem("/concentrated", "差评集中"),
         NavItem("/root-cause", "根源整改"),
+        NavItem("/dashboard", "数据看板"),
         NavItem("/cases", "全部工单"),
     ),
     Role.REVIEWER: (NavItem("/reviews", "申诉复核"), NavItem("/reviews/decided", "已作决定")),
@@ -53,6 +55,7 @@ NAV: dict[Role, tuple[NavItem, ...]] = {
         NavItem("/admin/policies", "评价规则"),
         NavItem("/admin/calendar", "工作日历"),
         NavItem("/admin/upstream", "数据上报"),
+        NavItem("/dashboard", "数据看板"),
         NavItem("/cases", "工单"),
     ),
 }

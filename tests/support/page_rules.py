@@ -48,6 +48,12 @@ PAGE_RULES: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/root-cause/{rectification_id}/acceptance"): {SUPERVISOR},
     ("POST", "/root-cause/{rectification_id}/return"): {SUPERVISOR},
     ("POST", "/root-cause/{rectification_id}/withdrawal"): {SUPERVISOR},
+    # 数据看板, its drill-down lists and 数据大屏: the indicators' scope (own unit, a supervisor's subtree, everything
+    # for administrators); reviewers have no figures.
+    ("GET", "/dashboard"): {OWN_STAFF, OTHER_STAFF, SUPERVISOR, ADMIN},
+    ("GET", "/dashboard/list"): {OWN_STAFF, OTHER_STAFF, SUPERVISOR, ADMIN},
+    ("GET", "/dashboard/screen"): {OWN_STAFF, OTHER_STAFF, SUPERVISOR, ADMIN},
+    ("GET", "/dashboard/screen/data"): {OWN_STAFF, OTHER_STAFF, SUPERVISOR, ADMIN},
     # The rater's pages: a dynamic code (一人一事一码), a window's static code (一窗一码) and its QR codes.
     ("GET", "/q/{token}"): PUBLIC,
     ("POST", "/q/{token}"): PUBLIC,
