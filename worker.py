@@ -1,5 +1,8 @@
 """The Temporal worker: runs the case workflow, its activities, and the outbox, notice and upstream relays.
 
+It also runs the rating sweep (workflows/rating_sweep.py), and at start creates or updates the
+Temporal Schedule that starts it (runtime/rating_sweep.py).
+
     python worker.py
 
 Stops gracefully on SIGTERM or Ctrl-C: the relays stop, running activities finish, then it exits.
@@ -24,16 +27,18 @@ from config import Settings, get_settings
 from models.db import Database
 from models.pii import configure_pii_keys
 from runtime.notice_relay import NoticeRelay
+from runtime.rating_sweep import ensure_sweep_schedule
 from runtime.relay import OutboxRelay
 from runtime.stopping import sleep_unless_stopped
 from runtime.temporal import connect, ensure_search_attributes
 from runtime.upstream_relay import UpstreamRelay
 from workflows.case import CaseWorkflow
+from workflows.rating_sweep import RatingSweepWorkflow
 from workflows.root_cause import RootCauseWorkflow
 
 log = logging.getLogger("hcp.worker")
 
-WORKFLOWS: list[type] = [CaseWorkflow, RootCauseWorkflow]
+WORKFLOWS: list[type] = [CaseWorkflow, RatingSweepWorkflow, RootCauseWorkflow]
 
 
 def build_worker(client: Client, settings: Settings, activities: CaseActivities, **options: Any) -> Worker:
@@ -73,6 +78,11 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             log.info("registered search attributes %s", ", ".join(added))
     except Exception as exc:  # noqa: BLE001 - no operator rights (e.g. Temporal Cloud): cases still run
         log.warning("could not register search attributes (%s); create them as docs/operations.md says", exc)
+    try:
+        handle, done = await ensure_sweep_schedule(client, settings)
+        log.info("rating sweep schedule %s %s", handle.id, done)
+    except Exception as exc:  # noqa: BLE001 - cases still run; the schedule can be made later (docs/operations.md)
+        log.warning("could not create the rating sweep schedule (%s); run python -m runtime.rating_sweep", exc)
     configure_pii_keys(settings.pii_key_list())
     db = Database(settings.async_sqlalchemy_url)
     activities = build_activities(settings, db)

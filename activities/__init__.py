@@ -1,4 +1,4 @@
-"""Temporal activities: database writes and calendar look-ups for the case workflow; notice sending."""
+"""Temporal activities: database writes and calendar look-ups for the case workflow; notice sending; the rating sweep."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from activities.deadlines import DeadlineActivities
 from activities.mailer import Mailer
 from activities.notice_sender import NoticeSender
 from activities.notifications import NotificationActivities
+from activities.rating_sweep import RatingSweepActivities
 from activities.root_cause import RootCauseActivities
 from activities.sms import FileSmsSink, SmsGateway
 from config import Settings
@@ -36,6 +37,7 @@ def build_activities(settings: Settings, db: Database, sms: SmsGateway | None = 
     deadlines = DeadlineActivities(db)
     notifications = NotificationActivities(db, notices_written, settings.office_hours_enforced)
     sender = NoticeSender(db, Mailer(settings), sms or FileSmsSink(settings.sms_dir), settings)
+    sweep = RatingSweepActivities(db, settings, notices_written)
     root_cause = RootCauseActivities(db, notices_written, settings.office_hours_enforced)
     return CaseActivities(
         activities=[
@@ -43,6 +45,8 @@ def build_activities(settings: Settings, db: Database, sms: SmsGateway | None = 
             records.record_case_event,
             notifications.notify,
             notifications.send_rater_feedback,
+            sweep.default,
+            sweep.invite,
             root_cause.record_root_cause_event,
         ],
         sender=sender,

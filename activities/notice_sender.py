@@ -5,7 +5,8 @@ never send it at once; a relay that dies mid-send leaves the claim to run out an
 again by whoever claims it next, with the same Message-ID and the same answer link. Transient
 failures are retried with backoff; a permanent one (the server refuses the recipient, a number that
 cannot take a text) is recorded as failed and shown on the case — the case itself never waits.
-Nothing here logs or stores an address or a phone number.
+Nothing here logs or stores an address or a phone number. A rating invitation (评价邀请) is a notice
+about a record, not a case: its message comes from activities/invitation_notice.py.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy import and_, or_, update
 from sqlmodel import col, select
 
 from activities.faults import crash_point
+from activities.invitation_notice import invitation_message
 from activities.mailer import Mailer, PermanentSendError, RenderedMail, SendError
 from activities.root_cause_message import root_cause_message
 from activities.sms import SmsGateway
@@ -102,6 +104,10 @@ class NoticeSender:
                 try:
                     if notice.root_cause_id is not None:  # a root-cause rectification's notice to staff
                         address, render = await root_cause_message(session, notice, self._mailer, self._settings)
+                    elif notice.case_id is None:  # a rating invitation: about a record, not a case
+                        address, render = await invitation_message(
+                            session, notice, self._mailer, self._sms_templates, self._settings
+                        )
                     else:
                         address, render = await self._prepare(
                             session, notice, await load_case_context(session, notice.case_id)

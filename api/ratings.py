@@ -38,6 +38,7 @@ from models.privacy import mask_email, mask_name, mask_phone
 from models.rating_codes import CodeRefused, read_rating
 from models.rating_coverage import CoverageTaken, covered_ratings, read_coverage
 from models.rating_intake import AlreadyRated, NoStaffToRate, accept_ratings, check_targets
+from models.rating_timing import TimingRefused
 from models.ratings import Rating, RatingAccepted, RatingCreate, RatingRead, RatingTarget
 from models.services import ServiceRecord
 
@@ -53,8 +54,9 @@ _IDEMPOTENCY_HEADER = Header(alias="Idempotency-Key", description="Retry-safe ke
     responses={
         404: {"description": "unknown service record"},
         409: {
-            "description": "target already rated, or a record of the bundle it covers, or rated the other way "
-            "(whole vs stage)"
+            "description": "target already rated (or a record of the bundle it covers, or rated the other way: "
+            "whole vs stage), or the rating's timing refused: the 补充评价 window closed, "
+            "a 追评 without a rating, beyond the profile's number or window"
         },
         422: {
             "description": "invalid request, a code the calling source's tables lack, a stage the source does not "
@@ -108,13 +110,19 @@ async def submit_rating(
         result = await accept_ratings(
             session, settings, temporal, record, [fields], api_client.source_system, before_commit=settle_claim
         )
+    except TimingRefused as refused:
+        raise api_error(409, refused.code, refused.message, field=refused.field) from None
     except CoverageTaken as taken:  # a record the rating covers is rated, or rated the other way (stage/whole)
         raise api_error(409, taken.taken.code, taken.taken.message, field=taken.taken.field) from None
     except AlreadyRated:
+        if body.is_follow_up:  # two follow-ups at once: the other one took the number
+            raise api_error(
+                409, "follow_up_limit_reached", f"办件 {body.record_no} 的{_target_zh(body.target)}已追评", "follow_up"
+            ) from None
         raise api_error(
             409,
             "already_rated",
-            f"办件 {body.record_no} 的{_target_zh(body.target)}已评价过，每个对象只能评价一次",
+            f"办件 {body.record_no} 的{_target_zh(body.target)}已评价过，每个对象只能评价一次（追评请设 follow_up）",
             field="target",
         ) from None
     return JSONResponse(status_code=status.HTTP_201_CREATED, content=result.accepted[0].model_dump(mode="json"))

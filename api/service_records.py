@@ -3,6 +3,10 @@
 A rating link (一人一事一码) is for one record: a random token in the URL, never the record number or
 anything about the applicant. Only the system that registered the record may ask for one, and only
 it may fetch that link's QR code again (the link is a credential; the QR code is the same link).
+A link works until the record's 补充评价 window closes (models/rating_timing.py).
+
+The applicant's phone and email, when given, are kept encrypted for the rating invitation of an
+unrated record (models/invitation_sweep.py) and shown masked; they never reach Temporal.
 """
 
 from __future__ import annotations
@@ -21,11 +25,13 @@ from api.params import IdPath
 from models.bundles import check_bundle
 from models.calendar import load_calendar
 from models.db import utcnow
-from models.deadlines import compute_due
+from models.deadlines import clock_text_zh, rule_text_zh
 from models.organisation import Staff, Unit
 from models.policy_store import policy_for_unit
+from models.privacy import mask_email, mask_phone
 from models.rating_intake import rated_targets, targets_of
 from models.rating_invitations import RatingInvitation, RatingLinkIssued, issue_invitation
+from models.rating_timing import Clocks, supplementary_closes_at
 from models.services import (
     ServiceChannel,
     ServiceItem,
@@ -97,6 +103,8 @@ async def register_service_record(
             if body.applicant_phone
             else None
         ),
+        applicant_phone=body.applicant_phone,
+        applicant_email=str(body.applicant_email) if body.applicant_email else None,
         bundle_no=body.bundle_no,
         bundle_kind=body.bundle_kind,
         theme_name=body.theme_name,
@@ -121,6 +129,8 @@ async def register_service_record(
         service_channel=record.service_channel,
         source_system=record.source_system,
         completed_at=record.completed_at,
+        applicant_phone=mask_phone(record.applicant_phone),
+        applicant_email=mask_email(record.applicant_email),
         bundle_no=record.bundle_no,
         bundle_kind=record.bundle_kind,
         theme_name=record.theme_name,
@@ -136,7 +146,7 @@ async def register_service_record(
 async def issue_rating_link(
     record_no: RecordNoPath, session: SessionDep, settings: SettingsDep, api_client: CurrentApiClient
 ) -> RatingLinkIssued:
-    """A rating link and its QR codes for one of the caller's records, valid for the profile's 补充评价 window."""
+    """A rating link and its QR codes for one of the caller's records, valid until its 补充评价 window closes."""
     record = (await session.exec(select(ServiceRecord).where(ServiceRecord.record_no == record_no))).first()
     # Another system's record looks missing: a link to it is not this caller's to hand out.
     if record is None or record.source_system != api_client.source_system:
@@ -145,8 +155,14 @@ async def issue_rating_link(
     if set(targets_of(record)) <= await rated_targets(session, record.id):
         raise api_error(409, "already_rated", f"办件 {record_no} 已评价，无需再发评价链接")
     pinned = await policy_for_unit(session, record.unit_id)
-    now = utcnow()
-    expires_at = compute_due(now, pinned.profile.rating.supplementary, await load_calendar(session)).at
+    windows = pinned.profile.rating
+    expires_at = supplementary_closes_at(record.completed_at, windows, Clocks(await load_calendar(session)))
+    if expires_at <= utcnow():
+        raise api_error(
+            409,
+            "rating_window_closed",
+            f"办件 {record_no} 已过评价期限（办结后 {rule_text_zh(windows.supplementary)}，至 {clock_text_zh(expires_at)}）",
+        )
     invitation, token = issue_invitation(session, record.id, api_client.source_system, expires_at, keep_token=True)
     await session.commit()
     base = settings.public_base_url.rstrip("/")

@@ -25,6 +25,7 @@ from models.policy_store import policy_for_unit
 from models.rating_codes import CodeRefused, read_rating
 from models.rating_coverage import Taken, among, read_coverage
 from models.rating_intake import NoStaffToRate, RatingFields, RatingToWrite, check_targets
+from models.rating_timing import BulkTiming, one_at_a_time
 from models.ratings import RatingAccepted, RatingCreate
 from models.services import ServiceRecord
 
@@ -91,6 +92,7 @@ async def prepare(
     book = book or code_book()
     records = await _records(session, {item.body.record_no for item in items})
     judged: dict[int, Prepared] = {}
+    timing = BulkTiming(session)  # the 补充评价 window, judged at each rating's own time (an import's 评价时间)
     candidates: list[tuple[IntakeItem, ServiceRecord, RatingFields, PinnedPolicy]] = []
     for item in items:
         record = records.get(item.body.record_no)
@@ -118,6 +120,9 @@ async def prepare(
                 item.position, "no_staff_to_rate", "该办件没有经办工作人员，只能评价事项", "target", "staff"
             )
             continue
+        if (alone := one_at_a_time(fields)) is not None:
+            judged[item.position] = ItemRefused(item.position, alone.code, alone.message, alone.field)
+            continue
         candidates.append((item, record, fields, pinned))
 
     verdicts = await judge(
@@ -135,7 +140,12 @@ async def prepare(
         elif isinstance(verdict, RatingAccepted):
             judged[item.position] = ItemDone(item.position, verdict)
         else:
-            judged[item.position] = ItemReady(item.position, RatingToWrite(record, fields, pinned, copies=verdict))
+            late = await timing.refusal(record, fields, pinned.profile.rating)
+            judged[item.position] = (
+                ItemRefused(item.position, late.code, late.message, late.field, record.record_no)
+                if late is not None
+                else ItemReady(item.position, RatingToWrite(record, fields, pinned, copies=verdict))
+            )
     return [judged[item.position] for item in items]
 
 

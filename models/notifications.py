@@ -7,7 +7,9 @@ at any point leaves the row to be claimed again once its lease runs out, and the
 same message under the same Message-ID (and the rater the same answer link).
 
 The key names the case, the notice, the round, the deadline arm, the channel and the recipient, so
-two cases never share a key and a retry never makes a second row.
+two cases never share a key and a retry never makes a second row. A rating invitation (评价邀请) is a
+notice about a service record instead of a case (`record_id`, kind `rating_invitation`), keyed by
+the record: one per record, ever (models/invitation_sweep.py).
 """
 
 from __future__ import annotations
@@ -39,12 +41,15 @@ class Notification(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("dedup_key", name="uq_notification_dedup"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    case_id: int = Field(foreign_key="case.id", index=True)
+    case_id: int | None = Field(default=None, foreign_key="case.id", index=True)  # None: a rating invitation
+    record_id: int | None = Field(default=None, foreign_key="servicerecord.id", index=True)
     # A root-cause rectification's notice to staff (根源整改, models/root_cause.py): no case, no record.
     root_cause_id: int | None = Field(default=None, foreign_key="rootcauserectification.id", index=True)
     kind: str = Field(max_length=50, description="feedback, reminder, escalation, ...")
     channel: NoticeChannel = Field(default=NoticeChannel.EMAIL, sa_type=str_enum(NoticeChannel))
-    recipient_ref: str = Field(max_length=50, description='"rater" or "user:<id>": never the address itself')
+    recipient_ref: str = Field(
+        max_length=50, description='"rater", "user:<id>" or "applicant": never the address itself'
+    )
     dedup_key: str = Field(max_length=200, description="case, notice, round, arm, channel, recipient")
     event_key: str = Field(default="", max_length=100, description="the timeline event that caused it")
     # What the template needs besides the case itself (stage, deadline, due time, rung, message). No PII.

@@ -77,12 +77,31 @@ class EscalationRung(BaseModel):
 
 
 class RatingWindows(BaseModel):
-    """Rating-side timing: supplementary rating, SMS invitation, follow-up rating (追评)."""
+    """Rating-side timing: supplementary rating, invitation, default rating, follow-up rating (追评).
+
+    docs/intake.md says how each is applied. The fields added later have defaults, so profile
+    versions stored before them still read.
+    """
 
     supplementary: DeadlineSpec = Field(description="补充评价: how long after completion a missing rating may be added")
     invitation_after: DeadlineSpec = Field(description="短信邀评: when an unrated transaction gets an invitation")
     follow_up_ratings: int = Field(ge=0, le=3, description="追评: how many follow-up ratings a rater may add")
+    follow_up_within: DeadlineSpec = Field(
+        default=DeadlineSpec(amount=15, unit="days"),
+        description="追评: how long after the first rating a follow-up rating may come",
+    )
+    default_after: DeadlineSpec | None = Field(
+        default=None,
+        description="默认评价: how long after completion an unrated transaction is rated default_level; none = never",
+    )
+    default_level: Level | None = Field(default=None, description="默认评价: the level written; never a bad review")
     source: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _default_complete(self) -> RatingWindows:
+        if (self.default_after is None) != (self.default_level is None):
+            raise ValueError("rating.default_after and rating.default_level go together: give both or neither")
+        return self
 
 
 class AnonymousRules(BaseModel):
@@ -199,6 +218,9 @@ class PolicyProfile(BaseModel):
             raise ValueError("escalation rungs must be numbered 1, 2, ... in order")
         if not any(rule.bad for rule in self.levels):
             raise ValueError("at least one level must be a bad review")
+        if self.rating.default_level is not None and self.is_bad(self.rating.default_level):
+            # A default rating stands for a rater who said nothing: it may never open a case.
+            raise ValueError(f"rating.default_level {self.rating.default_level!r} is a bad review level")
         return self
 
     def level(self, level: str) -> LevelRule:

@@ -31,6 +31,7 @@ from models.db import utcnow
 from models.outbox import START_CASE, OutboxEntry
 from models.policy import PinnedPolicy
 from models.policy_store import policy_for_unit
+from models.rating_timing import judge_timing, opens_case
 from models.ratings import (
     CoveredRating,
     Covers,
@@ -80,6 +81,8 @@ class RatingFields:
     rater_phone: str | None = None
     rater_email: str | None = None
     submitted_at: datetime | None = None  # when the rater rated, if the source says (an import); else now
+    # 0: the rating; n: the rater's n-th follow-up (追评). Asked for as 1; judge_timing gives the real number.
+    follow_up: int = 0
     stage: ServiceStage = ServiceStage.WHOLE  # checked against the source by models/rating_coverage.py
     covers: Covers | None = None  # for a record of a bundle; None: the bundle's default
 
@@ -98,6 +101,7 @@ class RatingFields:
             rater_phone=body.rater.phone if body.rater else None,
             rater_email=str(body.rater.email) if body.rater and body.rater.email else None,
             submitted_at=submitted_at,
+            follow_up=1 if body.is_follow_up else 0,
             stage=body.stage or ServiceStage.WHOLE,
             covers=body.covers,
         )
@@ -154,6 +158,8 @@ async def accept_ratings(
 
     check_targets(record, ratings)
     pinned = await policy_for_unit(session, record.unit_id)
+    # The 补充评价 window and 追评 rules (models/rating_timing.py); raises TimingRefused.
+    ratings = await judge_timing(session, record, ratings, pinned)
     writes = await cover(session, [RatingToWrite(record, fields, pinned) for fields in ratings])
     accepted, starts = await write_ratings(session, settings, writes, source_system, client)
     if before_commit is not None:
@@ -194,7 +200,8 @@ async def write_ratings(
     starts: list[_CaseStart] = []
     accepted = []
     for item, rating, copied in zip(items, rows, copies, strict=True):
-        start = await open_case(session, settings, item.record, rating, item.pinned) if rating.is_bad else None
+        opens = await opens_case(session, rating)  # a follow-up on a target with a case is recorded on it
+        start = await open_case(session, settings, item.record, rating, item.pinned) if opens else None
         if start is not None:
             starts.append(start)
         assert rating.id is not None
@@ -260,6 +267,7 @@ def rating_values(
         "adopted": True,
         "source_system": source_system,
         "submitted_at": fields.submitted_at or utcnow(),
+        "follow_up": fields.follow_up,
     }
 
 

@@ -193,6 +193,28 @@ class RatingCreate(RequestBody):
     comment: str = Field(default="", max_length=2000)
     real_name: bool = False
     rater: RaterContact | None = None
+    follow_up: bool = Field(
+        default=False,
+        description="追评: a follow-up rating of a target the rater has rated (the profile sets how many and until when); "
+        "or assess_number 2, not both",
+    )
+    assess_number: int | None = Field(
+        default=None,
+        ge=1,
+        le=2,
+        description='评价次数 as provincial interfaces send it (assessNumber, 1 or "1"): 1 首次评价, 2 追评; or follow_up',
+    )
+
+    @property
+    def is_follow_up(self) -> bool:
+        """A follow-up rating (追评), whichever way it was said."""
+        return self.follow_up or self.assess_number == 2
+
+    @model_validator(mode="after")
+    def _follow_up_one_way(self) -> RatingCreate:
+        if self.follow_up and self.assess_number is not None:
+            raise ValueError("give follow_up or assess_number, not both")
+        return self
 
     @model_validator(mode="after")
     def _real_name_needs_contact(self) -> RatingCreate:

@@ -8,7 +8,7 @@ import re
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, EmailStr, field_validator
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
@@ -56,7 +56,7 @@ class ServiceRecord(SQLModel, table=True):
     applicant_type: ApplicantType = Field(sa_type=str_enum(ApplicantType))
     service_channel: ServiceChannel = Field(sa_type=str_enum(ServiceChannel))
     source_system: str = Field(max_length=64, index=True)
-    completed_at: datetime = Field(sa_type=UTCDateTime)
+    completed_at: datetime = Field(sa_type=UTCDateTime, index=True)  # the sweeps select by it (models/unrated_records.py)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     # A keyed digest of the applicant phone's last four digits (phone_check_digest), never the phone:
     # the rater proves a record is theirs with it at a window's code (一窗一码).
@@ -83,8 +83,13 @@ class ServiceRecordCreate(RequestBody):
     applicant_phone: str | None = PydanticField(
         default=None,
         max_length=32,
-        description="申请人手机号 (optional). Only a keyed digest of its last four digits is kept, so the "
-        "applicant can rate the record at a window's QR code; the number itself is never stored",
+        description="申请人手机号 (optional): kept encrypted for the rating invitation (短信邀评) of an unrated "
+        "record, and as a keyed digest of its last four digits, so the applicant can rate at a window's QR code",
+    )
+    applicant_email: EmailStr | None = PydanticField(
+        default=None,
+        max_length=254,
+        description="申请人电子邮箱 (optional): kept encrypted; the invitation goes by email when there is no phone",
     )
     bundle_no: str | None = PydanticField(
         default=None,
@@ -118,6 +123,8 @@ class ServiceRecordRead(BaseModel):
     service_channel: ServiceChannel = Field(sa_type=str_enum(ServiceChannel))
     source_system: str
     completed_at: datetime
+    applicant_phone: str | None = PydanticField(default=None, description="申请人手机号, masked (138****1234)")
+    applicant_email: str | None = PydanticField(default=None, description="申请人电子邮箱, masked")
     bundle_no: str | None = None
     bundle_kind: BundleKind | None = None
     theme_name: str | None = None

@@ -29,8 +29,8 @@ from models.services import ServiceRecord
 from runtime.import_side_rows import Written, copy_side_rows
 
 RATING_COLUMNS = (
-    "id", "record_id", "level", "channel", "target", "stage", "lead_rating_id", "answers", "comment", "real_name",
-    "rater_name", "rater_phone", "rater_email", "is_bad", "adopted", "source_system", "submitted_at",
+    "id", "record_id", "level", "channel", "target", "follow_up", "stage", "lead_rating_id", "answers", "comment",
+    "real_name", "rater_name", "rater_phone", "rater_email", "is_bad", "adopted", "source_system", "submitted_at",
 )  # fmt: skip
 _COPY = f"COPY rating ({', '.join(RATING_COLUMNS)}) FROM STDIN"
 _ENCRYPTED = EncryptedText()
@@ -92,6 +92,7 @@ def _copy_row(rating_id: int, values: dict[str, Any]) -> tuple[Any, ...]:
         values["level"].value,
         values["channel"].value,
         values["target"].value,
+        values["follow_up"],
         values["stage"].value,
         values["lead_rating_id"],
         json.dumps(values["answers"]),  # as SQLAlchemy's JSON type writes it

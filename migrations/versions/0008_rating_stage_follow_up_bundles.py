@@ -53,10 +53,25 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("applicant_phone", models.pii.EncryptedText(), nullable=True))
         batch_op.add_column(sa.Column("applicant_email", models.pii.EncryptedText(), nullable=True))
         batch_op.add_column(sa.Column("invited_at", models.db.UTCDateTime(timezone=True), nullable=True))
+        # The invitation and default-rating sweeps select records by completion time.
+        batch_op.create_index(batch_op.f("ix_servicerecord_completed_at"), ["completed_at"], unique=False)
+    # An invitation is a notice about a record, not a case: a notice names one or the other.
+    with op.batch_alter_table("notification", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("record_id", sa.Integer(), nullable=True))
+        batch_op.alter_column("case_id", existing_type=sa.Integer(), nullable=True)
+        batch_op.create_index(batch_op.f("ix_notification_record_id"), ["record_id"], unique=False)
+        batch_op.create_foreign_key("fk_notification_record_id", "servicerecord", ["record_id"], ["id"])
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM notification WHERE case_id IS NULL")
+    with op.batch_alter_table("notification", schema=None) as batch_op:
+        batch_op.drop_constraint("fk_notification_record_id", type_="foreignkey")
+        batch_op.drop_index(batch_op.f("ix_notification_record_id"))
+        batch_op.alter_column("case_id", existing_type=sa.Integer(), nullable=False)
+        batch_op.drop_column("record_id")
     with op.batch_alter_table("servicerecord", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_servicerecord_completed_at"))
         batch_op.drop_column("invited_at")
         batch_op.drop_column("applicant_email")
         batch_op.drop_column("applicant_phone")

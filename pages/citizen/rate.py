@@ -4,23 +4,30 @@ The token comes from an invitation: a business system asked for it (POST
 /api/v1/service-records/{record_no}/rating-link), or the rater proved at a window's code that the
 record is theirs (pages/citizen/windows.py). The ratings are written by the same intake as the
 API's (models/rating_intake.py) with channel 二维码, so a bad one opens a case just the same.
+
+The link works until the record's 补充评价 window closes (models/rating_timing.py). Once the record
+is rated, the same link offers the follow-up rating (追评) the profile allows, while its window is open.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from datetime import datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from api.deps import SessionDep, SettingsDep, TemporalDep, client_address
+from models.calendar import load_calendar
 from models.db import utcnow
-from models.deadlines import rule_text_zh
+from models.deadlines import clock_text_zh, rule_text_zh
 from models.organisation import Staff, Unit
 from models.policy import DeadlineName, PinnedPolicy
 from models.policy_store import policy_for_unit
 from models.rating_intake import AlreadyRated, RatingAccepted, accept_ratings, rated_targets, targets_of
 from models.rating_invitations import RatingInvitation, find_invitation
+from models.rating_timing import Clocks, TimingRefused, follow_up_targets, supplementary_closes_at
 from models.ratings import RatingTarget
 from models.services import ServiceItem, ServiceRecord
 from models.suspicion.keys import rater_client
@@ -43,7 +50,8 @@ class _Invited:
     unit: Unit
     staff: Staff | None
     policy: PinnedPolicy
-    targets: list[RatingTarget]  # those not rated yet
+    targets: list[RatingTarget]  # those not rated yet; for a follow-up, those that may be followed up
+    follow_up: bool = False
 
 
 def _invalid() -> HTMLResponse:
@@ -60,21 +68,38 @@ async def _invited(session: SessionDep, token: str) -> _Invited | HTMLResponse:
     invitation = await find_invitation(session, token)
     if invitation is None:
         return _invalid()
-    if invitation.used_at is not None:
-        return _already_rated(410)
-    if invitation.expires_at <= utcnow():
-        return notice(410, "链接已过期", "此评价链接已过期。如需评价，请联系办理单位重新发送，或拨打 12345 热线反映。")
     record = await session.get(ServiceRecord, invitation.record_id)
     assert record is not None and record.id is not None  # a foreign key
+    policy, now = await policy_for_unit(session, record.unit_id), utcnow()
     rated = await rated_targets(session, record.id)
     targets = [target for target in targets_of(record) if target not in rated]
-    if not targets:
-        return _already_rated(410)
+    follow_up = invitation.used_at is not None or not targets
+    if follow_up:  # rated: the link now offers the 追评 the profile allows, if any is still open
+        targets = await follow_up_targets(session, record, policy.profile.rating, now)
+        if not targets:
+            return _already_rated(410)
+    elif invitation.expires_at <= now:
+        return notice(410, "链接已过期", "此评价链接已过期。如需评价，请联系办理单位重新发送，或拨打 12345 热线反映。")
+    else:
+        closes_at = supplementary_closes_at(
+            record.completed_at, policy.profile.rating, Clocks(await load_calendar(session))
+        )
+        if now >= closes_at:
+            return _window_closed(record, policy, closes_at)
     item, unit = await session.get(ServiceItem, record.item_id), await session.get(Unit, record.unit_id)
     staff = await session.get(Staff, record.staff_id) if record.staff_id is not None else None
     assert item is not None and unit is not None
-    policy = await policy_for_unit(session, record.unit_id)
-    return _Invited(invitation, record, item, unit, staff, policy, targets)
+    return _Invited(invitation, record, item, unit, staff, policy, targets, follow_up)
+
+
+def _window_closed(record: ServiceRecord, policy: PinnedPolicy, closes_at: datetime) -> HTMLResponse:
+    rule = rule_text_zh(policy.profile.rating.supplementary)
+    return notice(
+        410,
+        "评价期限已过",
+        f"该办件的评价期限已过：办结后 {rule}内可以评价（至 {clock_text_zh(closes_at)}）。"
+        "如对办理情况有意见，可拨打 12345 热线反映。",
+    )
 
 
 def _form_page(invited: _Invited, csrf: str, status_code: int = 200, **form: object) -> HTMLResponse:
@@ -83,8 +108,9 @@ def _form_page(invited: _Invited, csrf: str, status_code: int = 200, **form: obj
     return page(
         "rate.html.j2",
         status_code,
-        "办事评价",
+        "追加评价" if invited.follow_up else "办事评价",
         csrf=csrf,
+        follow_up=invited.follow_up,
         item_name=invited.item.name,
         unit_name=invited.unit.name,
         completed_on=invited.record.completed_at,
@@ -126,20 +152,29 @@ async def rate(
         return _form_page(invited, csrf, 422, values=read.values, errors=read.errors)
     invitation = invited.invitation
     unit_name = invited.unit.name
+    # Asked for as follow-ups; intake numbers them (models/rating_timing.py).
+    ratings = [dataclasses.replace(r, follow_up=1) for r in read.ratings] if invited.follow_up else read.ratings
 
     def use_invitation(_accepted: list[RatingAccepted]) -> None:
-        invitation.used_at = utcnow()
-        session.add(invitation)
+        if invitation.used_at is None:
+            invitation.used_at = utcnow()
+            session.add(invitation)
 
     try:
         result = await accept_ratings(
-            session, settings, temporal, invited.record, read.ratings, QR_SOURCE_SYSTEM, use_invitation,
+            session, settings, temporal, invited.record, ratings, QR_SOURCE_SYSTEM, use_invitation,
             client=rater_client(client_address(request), request.headers.get("user-agent", "")),
         )  # fmt: skip
     except AlreadyRated:
         return _already_rated(409)
-    if not any(accepted.is_bad for accepted in result.accepted):
-        return page("thanks.html.j2", 200, "感谢您的评价", bad=False)
+    except TimingRefused as refused:
+        if refused.code == "rating_window_closed" and refused.closes_at is not None:
+            return _window_closed(invited.record, invited.policy, refused.closes_at)
+        return notice(409, "无法追评" if invited.follow_up else "无法评价", refused.message)
+    if not any(accepted.case_id is not None for accepted in result.accepted):
+        # A follow-up on a target with a case is kept on that case (its unit sees it), never a second case.
+        words = "感谢您的追评！您的意见已记录，承办单位可以看到。" if invited.follow_up else ""
+        return page("thanks.html.j2", 200, "感谢您的评价", bad=False, follow_up_words=words)
     first = read.ratings[0]
     return page(
         "thanks.html.j2",
