@@ -15,14 +15,17 @@ from api import (
     case_export,
     cases,
     concentrated,
+    disclosures,
     indicator_lists,
     indicators,
     policies,
+    rankings,
     rater_pages,
     rater_privacy,
     rating_batch,
     rating_export,
     ratings,
+    reports,
     service_records,
     upstream,
 )
@@ -115,6 +118,9 @@ def create_app(
     app.include_router(case_export.router)
     app.include_router(indicators.router)
     app.include_router(indicator_lists.router)
+    app.include_router(rankings.router)
+    app.include_router(reports.router)
+    app.include_router(disclosures.router)
     app.include_router(rater_privacy.router)
     app.include_router(audit.router)
     app.include_router(suspicious_ratings_router)

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.middleware import HttpMiddleware
 
-PUBLIC_PREFIXES = ("/r/", "/q/", "/w/", "/qr/", "/login", "/api/v1/auth/token")
+PUBLIC_PREFIXES = ("/r/", "/q/", "/w/", "/qr/", "/public", "/login", "/api/v1/auth/token")
 _API_PREFIX = "/api/"
 _TOO_MANY = "请求过于频繁，请稍后再试"
 # A person on a page gets a page, not JSON; it needs nothing from the app (no template, no database).

@@ -176,6 +176,58 @@ class RootCauseRules(BaseModel):
         return self
 
 
+# The indicators a ranking may weigh: each higher-is-better and defined for a unit, a window and a staff member.
+RankingIndicator = Literal[
+    "satisfaction_score",
+    "good_rate",
+    "callback_rate",
+    "rectification_rate",
+    "on_time_rectification_rate",
+    "rectification_satisfaction_rate",
+]
+
+
+_DEFAULT_WEIGHTS: dict[RankingIndicator, float] = {
+    "satisfaction_score": 0.5,
+    "good_rate": 0.3,
+    "on_time_rectification_rate": 0.2,
+}
+
+
+class RankingRules(BaseModel):
+    """排名通报 and 约谈: the monthly ranking's formula and when a unit at the bottom is called to a talk.
+
+    A score is 100 × Σ weight × the indicator (the satisfaction score as a share of the profile's top
+    score); an indicator with nothing to measure counts as `missing_as`. Fewer than `min_ratings` ratings
+    in the month: not ranked. A unit in the bottom `talk_bottom` for `talk_months` months running is
+    flagged for a talk (docs/reports.md).
+    """
+
+    weights: dict[RankingIndicator, float] = Field(
+        default_factory=lambda: _DEFAULT_WEIGHTS.copy(),
+        min_length=1,
+        description="Each indicator's weight; they add up to 1",
+    )
+    missing_as: float = Field(
+        default=1.0, ge=0, le=1, description="An indicator without a value (nothing to divide) as a share of full marks"
+    )
+    min_ratings: int = Field(default=10, ge=1, le=100_000, description="Ratings in the month needed to be ranked")
+    talk_bottom: int = Field(default=3, ge=1, le=100, description="约谈: the bottom N of the ranked units")
+    talk_months: int = Field(default=2, ge=1, le=12, description="约谈: months running at the bottom")
+    source: str = Field(
+        default="system default: a weighted score, 10 ratings to be ranked, bottom 3 for 2 months", min_length=1
+    )
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_add_up(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(weight <= 0 or weight > 1 for weight in value.values()):
+            raise ValueError("each ranking weight is more than 0 and at most 1")
+        if abs(sum(value.values()) - 1) > 1e-9:
+            raise ValueError(f"ranking weights add up to 1 (they add up to {sum(value.values()):g})")
+        return value
+
+
 class PolicyProfile(BaseModel):
     code: str = Field(pattern=r"^[a-z][a-z0-9_-]{1,31}$")
     name: str = Field(min_length=1, max_length=100)
@@ -205,6 +257,9 @@ class PolicyProfile(BaseModel):
     )
     root_cause: RootCauseRules = Field(
         default_factory=RootCauseRules, description="根源整改: the deadline of a root-cause rectification"
+    )
+    ranking: RankingRules = Field(
+        default_factory=RankingRules, description="排名通报 and 约谈: the monthly ranking's formula and the talk rule"
     )
 
     @model_validator(mode="after")

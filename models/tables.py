@@ -6,6 +6,7 @@ from models.audit import AuditEvent
 from models.calendar import CalendarYear
 from models.case.records import Case, CaseEvent
 from models.case.requests import CaseStepRequest
+from models.disclosure import RectificationDisclosure
 from models.idempotency import IdempotentResponse
 from models.notifications import Notification
 from models.organisation import Region, Staff, Unit
@@ -14,6 +15,7 @@ from models.policy_store import PolicyVersion
 from models.rater_links import RaterLink
 from models.rating_invitations import RatingInvitation
 from models.ratings import Rating
+from models.reports.records import MonthlyReport
 from models.root_cause import RootCauseEvent, RootCauseLink, RootCauseRectification
 from models.services import ServiceItem, ServiceRecord
 from models.suspicion.records import RatingFingerprint, SuspicionFlag, SuspicionFlagRating
@@ -31,6 +33,7 @@ __all__ = [
     "CaseEvent",
     "CaseStepRequest",
     "IdempotentResponse",
+    "MonthlyReport",
     "Notification",
     "OutboxEntry",
     "PolicyVersion",
@@ -38,6 +41,7 @@ __all__ = [
     "Rating",
     "RatingFingerprint",
     "RatingInvitation",
+    "RectificationDisclosure",
     "Region",
     "RootCauseEvent",
     "RootCauseLink",

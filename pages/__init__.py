@@ -20,11 +20,13 @@ from pages import (
     dashboard_list,
     dashboard_screen,
     ledger,
+    reports,
     reviews,
     root_cause,
     supervision,
     suspicious,
 )
+from pages.citizen import public
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -40,6 +42,8 @@ def install_pages(app: FastAPI) -> None:
     app.include_router(suspicious.router)
     app.include_router(concentrated.router)
     app.include_router(root_cause.router)
+    app.include_router(reports.router)
+    app.include_router(public.router)
     app.include_router(dashboard.router)
     app.include_router(dashboard_list.router)
     app.include_router(dashboard_screen.router)

@@ -25,6 +25,7 @@ from models.db import Database
 from runtime.seed import DemoCredentials
 from tests.support.http import bad_rating, login
 from tests.support.page_rules import PAGE_RULES
+from tests.support.reports import plant_disclosure, plant_report
 from tests.support.root_cause import plant_root_cause
 from tests.support.suspicion import plant_flag
 
@@ -107,6 +108,18 @@ RULES: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/api/v1/root-cause-rectifications/{rectification_id}/acceptance"): {SUPERVISOR},
     ("POST", "/api/v1/root-cause-rectifications/{rectification_id}/return"): {SUPERVISOR},
     ("POST", "/api/v1/root-cause-rectifications/{rectification_id}/withdrawal"): {SUPERVISOR},
+    # Rankings and monthly reports (docs/reports.md): read in the indicators' scope (a published version of unit 2:
+    # another unit's staff or supervisor get a 404); supervisors and admins publish and correct (a supervisor over
+    # another subtree cannot see unit 2's version); rectification texts are reviewed by the supervisor above the unit.
+    ("GET", "/api/v1/rankings"): INDICATOR_READERS,
+    ("GET", "/api/v1/reports"): INDICATOR_READERS,
+    ("GET", "/api/v1/reports/draft"): INDICATOR_READERS,
+    ("POST", "/api/v1/reports"): {SUPERVISOR, OTHER_SUPERVISOR, ADMIN},
+    ("GET", "/api/v1/reports/{report_id}"): {OWN_STAFF, SUPERVISOR, ADMIN},
+    ("GET", "/api/v1/reports/{report_id}/report.{kind}"): {OWN_STAFF, SUPERVISOR, ADMIN},
+    ("POST", "/api/v1/reports/{report_id}/corrections"): {SUPERVISOR, ADMIN},
+    ("GET", "/api/v1/disclosures"): {SUPERVISOR, OTHER_SUPERVISOR, ADMIN},
+    ("POST", "/api/v1/disclosures/{disclosure_id}/decision"): {SUPERVISOR},
 }
 
 # Case steps: who may take each comes from the step table itself.
@@ -131,6 +144,9 @@ PATH_VALUES = {
     "push_id": "1",
     "flag_id": "1",
     "rectification_id": "1",
+    "report_id": "1",
+    "kind": "csv",
+    "disclosure_id": "1",
 }
 SOON = "2030-01-01T00:00:00+08:00"
 OTHER_OFFICE = {"code": "WH-ZWB", "name": "威海市政务服务管理办公室", "region_code": "370600"}
@@ -247,6 +263,9 @@ def _body(method: str, path: str, profile: dict[str, Any]) -> dict[str, Any]:
         ("POST", "/api/v1/root-cause-rectifications/{rectification_id}/result"): {"result": "结果"},
         ("POST", "/api/v1/root-cause-rectifications/{rectification_id}/return"): {"reason": "退回"},
         ("POST", "/api/v1/root-cause-rectifications/{rectification_id}/withdrawal"): {"reason": "撤销"},
+        ("POST", "/api/v1/reports"): {"month": "2025-01"},
+        ("POST", "/api/v1/reports/{report_id}/corrections"): {"reason": "矩阵测试"},
+        ("POST", "/api/v1/disclosures/{disclosure_id}/decision"): {"decision": "withhold", "note": "矩阵测试"},
     }
     body = bodies.get((method, path))
     if isinstance(body, dict) and set(body) == {"json"}:
@@ -280,6 +299,9 @@ async def test_authorization_matrix(offline_api: httpx.AsyncClient, demo: DemoCr
     assert await plant_flag(db) == int(PATH_VALUES["flag_id"])
     # A root-cause rectification of unit 2 over the case.
     assert await plant_root_cause(db) == int(PATH_VALUES["rectification_id"])
+    # A published monthly report of unit 2, and a rectification text of its case waiting for review.
+    assert await plant_report(db) == int(PATH_VALUES["report_id"])
+    assert await plant_disclosure(db) == int(PATH_VALUES["disclosure_id"])
     headers: dict[str, dict[str, str]] = {ANONYMOUS: {}, API_KEY: {"X-API-Key": demo.api_key}}
     for caller, username in ((OWN_STAFF, "scj_staff"), (OTHER_STAFF, "rsj_staff"), (SUPERVISOR, "supervisor"),
                              (REVIEWER, "reviewer"), (ADMIN, "admin")):  # fmt: skip

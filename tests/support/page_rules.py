@@ -54,6 +54,21 @@ PAGE_RULES: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/dashboard/list"): {OWN_STAFF, OTHER_STAFF, SUPERVISOR, ADMIN},
     ("GET", "/dashboard/screen"): {OWN_STAFF, OTHER_STAFF, SUPERVISOR, ADMIN},
     ("GET", "/dashboard/screen/data"): {OWN_STAFF, OTHER_STAFF, SUPERVISOR, ADMIN},
+    # 排名通报 and 月度报告: supervisors and administrators (scoped); 整改情况公开 is reviewed by supervisors.
+    ("GET", "/rankings"): {SUPERVISOR, ADMIN},
+    ("GET", "/reports"): {SUPERVISOR, ADMIN},
+    ("GET", "/reports/draft.csv"): {SUPERVISOR, ADMIN},
+    ("GET", "/reports/draft.xlsx"): {SUPERVISOR, ADMIN},
+    ("GET", "/reports/version"): {SUPERVISOR, ADMIN},
+    ("GET", "/reports/version.csv"): {SUPERVISOR, ADMIN},
+    ("GET", "/reports/version.xlsx"): {SUPERVISOR, ADMIN},
+    ("POST", "/reports/publish"): {SUPERVISOR, ADMIN},
+    ("POST", "/reports/correction"): {SUPERVISOR, ADMIN},
+    ("GET", "/disclosures"): {SUPERVISOR},
+    ("POST", "/disclosures"): {SUPERVISOR},
+    # 结果全公开: published results and approved rectification texts, for everyone.
+    ("GET", "/public"): PUBLIC,
+    ("GET", "/public/report"): PUBLIC,
     # The rater's pages: a dynamic code (一人一事一码), a window's static code (一窗一码) and its QR codes.
     ("GET", "/q/{token}"): PUBLIC,
     ("POST", "/q/{token}"): PUBLIC,
