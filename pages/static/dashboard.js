@@ -53,7 +53,7 @@
     var values = used.map(function (axis, i) {
       return {
         type: "value",
-        name: axisNames[axis],
+        name: horizontal ? "" : axisNames[axis],
         position: i === 0 ? (horizontal ? "bottom" : "left") : "right",
         offset: i > 1 ? 64 : 0,
         minInterval: axis === 0 ? 1 : 0,
@@ -182,22 +182,23 @@
     table.replaceChild(body, table.tBodies[0]);
   }
 
+  // Every place a figure is shown: a count such as 评价数 stands under several tiles.
+  function each(selector, action) {
+    var found = document.querySelectorAll(selector);
+    for (var i = 0; i < found.length; i++) {
+      action(found[i]);
+    }
+  }
+
   function fillTiles(tiles) {
     tiles.forEach(function (tile) {
-      var value = document.querySelector('[data-figure="' + tile.name + '"]');
-      if (value) {
-        value.textContent = tile.text;
-      }
-      var note = document.querySelector('[data-note="' + tile.name + '"]');
-      if (note) {
+      each('[data-figure="' + tile.name + '"]', function (value) { value.textContent = tile.text; });
+      each('[data-note="' + tile.name + '"]', function (note) {
         note.textContent = tile.note;
         note.hidden = !tile.note;
-      }
+      });
       tile.parts.forEach(function (part) {
-        var shown = document.querySelector('[data-part="' + part[0] + '"]');
-        if (shown) {
-          shown.textContent = part[1];
-        }
+        each('[data-part="' + part[0] + '"]', function (shown) { shown.textContent = part[1]; });
       });
     });
   }
@@ -226,7 +227,9 @@
     ["f-from", "f-to"].forEach(function (id) {
       var input = document.getElementById(id);
       if (input && period) {
-        input.addEventListener("change", function () { period.value = "range"; });
+        var ranged = function () { period.value = "range"; };
+        input.addEventListener("input", ranged);
+        input.addEventListener("change", ranged);
       }
     });
     return;
