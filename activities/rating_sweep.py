@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 
@@ -22,7 +22,7 @@ from models.default_ratings import stage_default_ratings
 from models.invitation_sweep import QuietHours, stage_invitations
 from models.rating_sweep_io import SweepActivity, SweepBatchInput, SweepBatchResult
 
-_ATTEMPTS = 3  # a concurrent writer of the same row (SQLite has no SKIP LOCKED): roll back, look again
+_ATTEMPTS = 5  # a concurrent writer of the same row (SQLite has no SKIP LOCKED): roll back, look again
 
 
 class RatingSweepActivities:
@@ -42,7 +42,7 @@ class RatingSweepActivities:
                 last_id=batch.last_id, scanned=batch.scanned, written=batch.scanned, sms=batch.sms, email=batch.email
             )
 
-        result = await self._in_one_transaction(stage)
+        result = await self._in_one_transaction("invite", stage)
         if result.written:
             self._notices_written.set()  # wake this worker's notice relay
         return result
@@ -58,22 +58,25 @@ class RatingSweepActivities:
             )
             return SweepBatchResult(last_id=batch.last_id, scanned=batch.scanned, written=batch.written)
 
-        return await self._in_one_transaction(stage)
+        return await self._in_one_transaction("default", stage)
 
     async def _in_one_transaction(
-        self, stage: Callable[[AsyncSession], Awaitable[SweepBatchResult]]
+        self, kind: str, stage: Callable[[AsyncSession], Awaitable[SweepBatchResult]]
     ) -> SweepBatchResult:
         for attempt in range(_ATTEMPTS):
             async with self._db.session() as session:
                 try:
                     result = await stage(session)
-                    crash_point("rating_sweep.before_commit")
+                    crash_point(f"rating_sweep.{kind}.before_commit")
                     await session.commit()
-                except IntegrityError:  # another sweep or a rater wrote first; the next look leaves that record out
+                except (IntegrityError, OperationalError):
+                    # Another sweep or a rater wrote first (or, on SQLite, committed since this one read):
+                    # roll back and look again; the next look leaves that record out.
                     await session.rollback()
                     if attempt == _ATTEMPTS - 1:
                         raise
+                    await asyncio.sleep(0.05 * (attempt + 1))
                     continue
-            crash_point("rating_sweep.after_commit")
+            crash_point(f"rating_sweep.{kind}.after_commit")
             return result
         raise AssertionError("unreachable")
