@@ -20,6 +20,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from models.deadlines import CHINA_TZ
 from models.rankings import INDICATOR_LABELS_ZH, KIND_LABELS_ZH
+from models.reports.figures import SUMMARY_COUNTS, SUMMARY_INDICATORS, TABLE_COUNTS, TABLE_INDICATORS
 from pages.csv_export import csv_cell
 from templating import template_environment
 
@@ -68,26 +69,33 @@ def sections(figures: dict[str, Any], content_sha256: str) -> Iterator[tuple[str
             ["内容哈希（SHA-256）", content_sha256],
         ],
     )
-    summary = figures["summary"]
-    rows: list[list[Any]] = [[labels["summary"]["counts"][n], v] for n, v in summary["counts"].items()]
-    rows += [
-        [labels["summary"]["indicators"][n], shown(v, labels["summary"]["kinds"][n])]
-        for n, v in summary["indicators"].items()
-    ]
+    summary, named = figures["summary"], labels["summary"]
+    # Stored JSON has its keys sorted: the order shown is the figures module's.
+    rows: list[list[Any]] = [[named["counts"][n], summary["counts"][n]] for n in SUMMARY_COUNTS]
+    rows += [[named["indicators"][n], shown(summary["indicators"][n], named["kinds"][n])] for n in SUMMARY_INDICATORS]
     yield "主要指标", ["指标", "数值"], rows
     table = labels["table"]
     for title, first, groups in (("各单位情况", "单位", figures["units"]), ("各事项情况", "事项", figures["items"])):
-        header = [first, *table["counts"].values(), *table["indicators"].values()]
+        header = [
+            first,
+            *(table["counts"][n] for n in TABLE_COUNTS),
+            *(table["indicators"][n] for n in TABLE_INDICATORS),
+        ]
         yield (
             title,
             header,
             [
-                [g["label"], *g["counts"].values(), *(shown(v, table["kinds"][n]) for n, v in g["indicators"].items())]
+                [
+                    g["label"],
+                    *(g["counts"][n] for n in TABLE_COUNTS),
+                    *(shown(g["indicators"][n], table["kinds"][n]) for n in TABLE_INDICATORS),
+                ]
                 for g in groups
             ],
         )
-    for kind, ranking in figures["rankings"].items():
-        names = list(ranking["weights"])
+    for kind in KIND_LABELS_ZH:
+        ranking = figures["rankings"][kind.value]
+        names = [n for n in INDICATOR_LABELS_ZH if n in ranking["weights"]]
         header = ["名次", "名称", "所属单位", "评价数", "综合得分", *(INDICATOR_LABELS_ZH[n] for n in names), "说明"]
         rows = [
             [

@@ -14,6 +14,7 @@ flags the bottom 1 for 2 months running, so each month needs only a handful of r
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 
 from models.case.vocabulary import Outcome, Stage
@@ -25,6 +26,8 @@ from tests.support.indicator_data import Rows, cn, rows
 
 L = {5: RatingLevel.VERY_SATISFIED, 4: RatingLevel.SATISFIED, 3: RatingLevel.BASICALLY_SATISFIED,
      2: RatingLevel.DISSATISFIED, 1: RatingLevel.VERY_DISSATISFIED}  # fmt: skip
+# Record numbers unique across the several `rows()` blocks of one test.
+_NUMBERS = itertools.count(1)
 WEIGHTS = {"satisfaction_score": 0.5, "good_rate": 0.3, "on_time_rectification_rate": 0.2}
 
 
@@ -47,7 +50,7 @@ async def ratings_of(r: Rows, unit: int, levels: list[int], at: datetime, **kw: 
     """One record and one rating per level, of this unit, at this moment."""
     found = []
     for level in levels:
-        record = await r.record(unit, at, staff_id=kw.get("staff_id"))  # type: ignore[arg-type]
+        record = await r.record(unit, at, staff_id=kw.get("staff_id"), no=f"RANK-{next(_NUMBERS):06d}")  # type: ignore[arg-type]
         target = kw.get("target", RatingTarget.ITEM)
         found.append(await r.rating(record, L[level], at, target=target, adopted=bool(kw.get("adopted", True))))  # type: ignore[arg-type]
     return found
@@ -90,7 +93,7 @@ async def window_ratings(
 ) -> None:
     """Records rated through a window's code: a used invitation issued by "window:<code>" for each."""
     for level in levels:
-        record = await r.record(unit, at)
+        record = await r.record(unit, at, no=f"RANK-{next(_NUMBERS):06d}")
         r.session.add(
             RatingInvitation(
                 record_id=record,
