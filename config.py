@@ -129,6 +129,16 @@ class Settings(BaseSettings):
         default=30, ge=1, le=366, description="Default ratings: records whose moment passed longer ago are left alone"
     )
 
+    # The indicator rollup (docs/indicators.md): refreshed by the worker, read by reports while it is fresh.
+    indicator_rollup_refresh_seconds: float = Field(
+        default=30.0, ge=0, description="How often the worker refreshes the indicator rollup (PostgreSQL); 0: never"
+    )
+    indicator_rollup_max_age_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="Reports read the rollup only when it was refreshed at most this long ago, else the raw tables",
+    )
+
     # Upstream reporting to the provincial or national 好差评 platform (docs/upstream.md).
     upstream_url: str = Field(
         default="", description="Where ratings and case results are pushed (POST, JSON). Empty: reporting off"

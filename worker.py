@@ -2,6 +2,8 @@
 
 It also runs the rating sweep (workflows/rating_sweep.py), and at start creates or updates the
 Temporal Schedule that starts it (runtime/rating_sweep.py).
+On PostgreSQL it refreshes the indicator rollup every HCP_INDICATOR_ROLLUP_REFRESH_SECONDS
+(runtime/refresh_indicators.py).
 
     python worker.py
 
@@ -28,6 +30,7 @@ from models.db import Database
 from models.pii import configure_pii_keys
 from runtime.notice_relay import NoticeRelay
 from runtime.rating_sweep import ensure_sweep_schedule
+from runtime.refresh_indicators import RollupRefresher, runs_here
 from runtime.relay import OutboxRelay
 from runtime.stopping import sleep_unless_stopped
 from runtime.temporal import connect, ensure_search_attributes
@@ -92,6 +95,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     notices = NoticeRelay(activities.sender, settings, activities.notices_written)
     notices_task = asyncio.create_task(notices.run(stop))
     upstream_task = asyncio.create_task(UpstreamRelay(db, settings).run(stop))
+    rollup_task = asyncio.create_task(RollupRefresher(db, settings).run(stop)) if runs_here(settings) else None
     worker_task = asyncio.create_task(worker.run())
     log.info("worker polling task queue %r at %s", settings.temporal_task_queue, settings.temporal_address)
     stop_task = asyncio.create_task(stop.wait())
@@ -100,6 +104,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     await relay_task
     await notices_task
     await upstream_task
+    if rollup_task is not None:
+        await rollup_task
     if not worker_task.done():
         await worker.shutdown()
     await worker_task

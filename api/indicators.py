@@ -1,18 +1,21 @@
 """The statistics (统计指标) over HTTP: a report of counts and indicators, and their definitions.
 
-`GET /api/v1/indicators` computes every count from the raw tables for a filter and a grouping and
-derives the indicators (models/indicators/); each count carries the link that lists what it counts
-(api/indicator_lists.py). docs/indicators.md defines every figure.
+`GET /api/v1/indicators` counts for a filter and a grouping, from the rollup of counts when it can
+answer exactly and was refreshed lately (HCP_INDICATOR_ROLLUP_MAX_AGE_SECONDS), else from the raw
+tables, says which (`source`, `as_of`), and derives the indicators (models/indicators/); each count
+carries the link that lists what it counts (api/indicator_lists.py). docs/indicators.md defines
+every figure.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from api.deps import SessionDep
+from api.deps import SessionDep, SettingsDep
 from api.errors import error_responses
 from api.indicator_scope import FilterQueryDep, IndicatorUser, parse_dimension, resolve
 from models.indicators.definitions import (
@@ -31,6 +34,7 @@ router = APIRouter(prefix="/api/v1/indicators", tags=["indicators"])
 @router.get("", response_model=IndicatorReport, responses=error_responses(403))
 async def get_indicators(
     session: SessionDep,
+    settings: SettingsDep,
     user: IndicatorUser,
     query: FilterQueryDep,
     group_by: Annotated[
@@ -47,11 +51,13 @@ async def get_indicators(
 
     Ratings are placed by their time, transactions by their completion, cases by their opening; each
     belongs to the unit of its transaction (a case: the unit it stands at). The total is the sum of the
-    groups. A ratio with nothing to divide by is null with its reason.
+    groups. A ratio with nothing to divide by is null with its reason. `source` says whether the counts
+    came from the rollup (as of its last refresh, `as_of`) or the raw tables (as of now).
     """
     dimension = parse_dimension(group_by)
     resolved = await resolve(session, user, query, dimension)
-    return await build_report(session, resolved.filter, dimension, resolved.subunit_roots, drill_down)
+    max_age = timedelta(seconds=settings.indicator_rollup_max_age_seconds)
+    return await build_report(session, resolved.filter, dimension, resolved.subunit_roots, drill_down, max_age)
 
 
 class CountDefinition(BaseModel):

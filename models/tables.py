@@ -8,6 +8,7 @@ from models.case.records import Case, CaseEvent
 from models.case.requests import CaseStepRequest
 from models.disclosure import RectificationDisclosure
 from models.idempotency import IdempotentResponse
+from models.indicators.rollup_tables import case_rollup, rating_rollup, record_rollup, rollup_dirty, rollup_state
 from models.notifications import Notification
 from models.organisation import Region, Staff, Unit
 from models.outbox import OutboxEntry
@@ -56,5 +57,10 @@ __all__ = [
     "UpstreamPush",
     "User",
     "WindowCheckAttempt",
+    "case_rollup",
     "metadata",
+    "rating_rollup",
+    "record_rollup",
+    "rollup_dirty",
+    "rollup_state",
 ]

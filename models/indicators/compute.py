@@ -51,11 +51,11 @@ class GroupCounts:
 
 def empty_counts(flt: IndicatorFilter, dimension: Dimension) -> GroupCounts:
     """Zero for every count; None for those the filter leaves undefined."""
-    undefined = _undefined_families(flt, dimension)
+    undefined = undefined_families(flt, dimension)
     return GroupCounts(counts={c.name: None if c.family in undefined else 0 for c in COUNTS})
 
 
-def _undefined_families(flt: IndicatorFilter, dimension: Dimension) -> set[Family]:
+def undefined_families(flt: IndicatorFilter, dimension: Dimension) -> set[Family]:
     # A transaction has no rating channel: by channel, only ratings and cases are counted.
     return {Family.RECORDS} if flt.channel is not None or dimension == Dimension.CHANNEL else set()
 
@@ -67,7 +67,7 @@ async def count_groups(
     groups: dict[GroupKey, GroupCounts] = defaultdict(lambda: empty_counts(flt, dimension))
     if dimension == Dimension.NONE:
         groups[None]  # noqa: B018 - the one group exists even with nothing in it
-    undefined = _undefined_families(flt, dimension)
+    undefined = undefined_families(flt, dimension)
     connection = await session.connection()
     if connection.dialect.name == "postgresql":
         # JIT-compiling these many-FILTER aggregates costs more than running them: at a million ratings a
@@ -91,7 +91,7 @@ async def count_groups(
             query = query.group_by(*([key] if key is not None else []), *extra)
         for row in (await session.exec(query)).all():
             mapping = row._mapping
-            group = groups[_key(mapping["group_key"]) if keys else None]
+            group = groups[group_key_value(mapping["group_key"]) if keys else None]
             part = GroupCounts(counts={name: int(mapping[name]) for name in names})
             for name, (whole, less) in DIFFERENCES.items():
                 if whole in part.counts:
@@ -103,7 +103,7 @@ async def count_groups(
     return dict(groups)
 
 
-def _key(value: object) -> GroupKey:
+def group_key_value(value: object) -> GroupKey:
     """Group keys as they come back: ids, day or month text, a channel."""
     if value is None or isinstance(value, int | str):
         return getattr(value, "value", value)  # a StrEnum is a str: keep its plain value

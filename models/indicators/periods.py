@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import String
+from sqlalchemy import Date, String
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -64,6 +64,13 @@ class china_day(FunctionElement[str]):  # noqa: N801 - a SQL function, named lik
     inherit_cache = True
 
 
+class china_date(FunctionElement[date]):  # noqa: N801 - a SQL function, named like one
+    """A timestamp's China date as a date: the rollup's day (PostgreSQL only, as the rollup is)."""
+
+    type = Date()
+    inherit_cache = True
+
+
 class china_month(FunctionElement[str]):  # noqa: N801 - a SQL function, named like one
     """A timestamp's China month as "YYYY-MM"."""
 
@@ -79,6 +86,11 @@ def _day_pg(element: china_day, compiler: Any, **kw: Any) -> str:
 @compiles(china_month, "postgresql")
 def _month_pg(element: china_month, compiler: Any, **kw: Any) -> str:
     return f"to_char(timezone('Asia/Shanghai', {compiler.process(element.clauses, **kw)}), 'YYYY-MM')"
+
+
+@compiles(china_date, "postgresql")
+def _date_pg(element: china_date, compiler: Any, **kw: Any) -> str:
+    return f"(timezone('Asia/Shanghai', {compiler.process(element.clauses, **kw)}))::date"
 
 
 # SQLite keeps UTCDateTime as naive UTC text ("2026-11-30 16:00:00.000000"), which strftime reads.

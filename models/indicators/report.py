@@ -1,13 +1,13 @@
 """A report: the groups' counts and indicators with their Chinese names, and each count's drill-down link.
 
-The counts come from compute.py, the indicators from derive.py; this module only names the groups
+The counts come from the rollup or the raw tables (source.py), the indicators from derive.py; this module only names the groups
 (unit, region, item, staff, channel, day, month), folds units into subtrees for `subunit`, and
 writes the links.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Literal
 from urllib.parse import urlencode
 
@@ -15,8 +15,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.db import utcnow
-from models.indicators.compute import Bucket, GroupCounts, GroupKey, count_groups, empty_counts, total_of
+from models.indicators.compute import Bucket, GroupCounts, GroupKey, empty_counts, total_of
 from models.indicators.definitions import (
     COUNTS,
     DIMENSION_LABELS_ZH,
@@ -28,6 +27,7 @@ from models.indicators.definitions import (
 from models.indicators.derive import ScoreTables, derive
 from models.indicators.filters import IndicatorFilter
 from models.indicators.periods import month_days
+from models.indicators.source import Source, counted
 from models.organisation import Region, Staff, Unit
 from models.policy_store import DEFAULT_POLICY, latest_policy
 from models.ratings import RatingChannel
@@ -69,7 +69,14 @@ class IndicatorReport(BaseModel):
     period: PeriodRead
     group_by: Dimension
     group_by_label: str
-    as_of: datetime = Field(description="current-state counts (overdue now, pending) are as of this moment")
+    source: Source = Field(
+        description="rollup: the rollup of counts, as of its last refresh; raw: the raw tables, as of now "
+        "(a filter or grouping by item or staff, SQLite, or a rollup not refreshed lately)"
+    )
+    as_of: datetime = Field(
+        description="every write committed before this moment is counted; the current-state counts (overdue now, "
+        "pending) describe this moment"
+    )
     filters: dict[str, str]
     total: GroupRead
     groups: list[GroupRead]
@@ -95,9 +102,15 @@ async def build_report(
     dimension: Dimension,
     subunit_roots: list[int] | None = None,
     drill_down: bool = True,
+    rollup_max_age: timedelta | None = None,
 ) -> IndicatorReport:
-    """The report for a resolved filter; `subunit_roots` are the roots whose children make the subunit rows."""
-    groups = await count_groups(session, flt, dimension)
+    """The report for a resolved filter; `subunit_roots` are the roots whose children make the subunit rows.
+
+    With `rollup_max_age`, the counts come from the rollup when it serves the filter and was refreshed
+    at most that long ago (source.py); without, from the raw tables.
+    """
+    found = await counted(session, flt, dimension, rollup_max_age)
+    groups = found.groups
     if dimension == Dimension.SUBUNIT:
         groups = await _fold_subunits(session, groups, flt, subunit_roots or [])
     elif dimension == Dimension.UNIT:
@@ -116,7 +129,8 @@ async def build_report(
         period=PeriodRead(first=flt.period.first, last=flt.period.last),
         group_by=dimension,
         group_by_label=DIMENSION_LABELS_ZH[dimension],
-        as_of=utcnow(),
+        source=found.source,
+        as_of=found.as_of,
         filters=flt.params(),
         total=_group(None, "合计", flt, total, scores, drill_down),
         groups=rows if dimension != Dimension.NONE else [],
