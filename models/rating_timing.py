@@ -32,7 +32,7 @@ from models.case.vocabulary import Stage
 from models.db import utcnow
 from models.deadlines import CHINA_TZ, DeadlineSpec, WorkdayCalendar, clock_text_zh, compute_due, rule_text_zh
 from models.policy import PinnedPolicy, RatingWindows
-from models.ratings import Rating, RatingChannel, RatingTarget, ServiceStage
+from models.ratings import LEVEL_LABELS_ZH, Rating, RatingChannel, RatingTarget, ServiceStage
 from models.services import ServiceRecord
 
 if TYPE_CHECKING:
@@ -232,6 +232,9 @@ def _record_on_case(session: AsyncSession, case: Case, rating: Rating) -> None:
     """The follow-up on its case's timeline: the rater's satisfaction with the result, or kept while it is handled."""
     assert case.id is not None and rating.id is not None
     about_result = case.stage in RESULT_STAGES
+    reading = (
+        ("对办理结果满意" if not rating.is_bad else "对办理结果不满意") if about_result else "工单办理中，不另立工单"
+    )
     session.add(
         CaseEvent(
             case_id=case.id,
@@ -251,6 +254,8 @@ def _record_on_case(session: AsyncSession, case: Case, rating: Rating) -> None:
                 "about": "result" if about_result else "handling",
                 "satisfied": (not rating.is_bad) if about_result else None,
                 "comment": rating.comment,
+                "summary": f"追评：{LEVEL_LABELS_ZH[rating.level]}（{reading}）"
+                + (f"：{rating.comment}" if rating.comment else ""),
             },
         )
     )

@@ -97,8 +97,7 @@ def table9_row(rating: Rating, record_no: str, region_code: str, codes: LevelCod
         "评价渠道": CHANNEL_WORDS[rating.channel],
         "评价人": rater_label(rating),
         "评价时间": platform_time(rating.submitted_at),
-        # Every rating taken here is a first rating: follow-up ratings (追评) are not taken yet.
-        "评价次数": "1",
+        "评价次数": str(rating.follow_up + 1),  # 1 首次评价, 2 the first 追评 …
         "满意度": LEVEL_LABELS_ZH[rating.level],
         "满意度代码": level_code(rating.level, codes),
         "文字评价": rating.comment,

@@ -43,6 +43,7 @@ ACTION_LABELS_ZH: dict[str, str] = {
     "notified": "已发送通知",
     "notice_failed": "通知发送失败",
     "unsatisfied_final": "评价人仍不满意，已上报",
+    "follow_up_rated": "评价人追评",
 }
 
 NOTICE_KIND_LABELS_ZH: dict[str, str] = {
@@ -59,6 +60,7 @@ NOTICE_KIND_LABELS_ZH: dict[str, str] = {
     "extension_requested": "延期申请",
     "cannot_rectify_requested": "无法整改申请",
     "unsatisfied_final": "评价人仍不满意",
+    "rating_invitation": "邀请评价",
 }
 
 NOTICE_STATUS_LABELS_ZH = {"pending": "待发送", "sent": "已发送", "failed": "发送失败", "sending": "发送中"}

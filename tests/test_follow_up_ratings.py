@@ -135,6 +135,7 @@ async def test_a_follow_up_on_a_rectified_case_is_the_raters_satisfaction_with_i
     assert event.case_id == case.id and event.stage == Stage.FEEDBACK and event.actor == "rater"
     assert event.data["about"] == "result" and event.data["satisfied"] is True
     assert event.data["rating_id"] == follow.json()["rating_id"] and event.data["comment"] == "已经改好了"
+    assert event.data["summary"] == "追评：满意（对办理结果满意）：已经改好了"  # as the case page shows it
     # The case page shows it on the timeline.
     case_view = await case_page(offline_api, demo, case.id)
     assert FOLLOW_UP_ACTION in [e["action"] for e in case_view["timeline"]]

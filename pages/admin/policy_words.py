@@ -70,7 +70,18 @@ def describe(profile: PolicyProfile) -> dict[str, Any]:
         ("匿名差评可反馈", _yes(profile.anonymous.feedback_possible), profile.anonymous.source),
         ("补充评价期限", f"办结后 {rule_text_zh(rating.supplementary)}", rating.source),
         ("短信邀评", f"办结 {rule_text_zh(rating.invitation_after)}后仍未评价的，发送短信邀请", rating.source),
-        ("追评次数", f"{rating.follow_up_ratings} 次", rating.source),
+        (
+            "追评次数",
+            f"{rating.follow_up_ratings} 次，首次评价后 {rule_text_zh(rating.follow_up_within)}内",
+            rating.source,
+        ),
+        (
+            "默认评价",
+            f"办结 {rule_text_zh(rating.default_after)}后仍未评价的，记为“{profile.level(rating.default_level).label}”"
+            if rating.default_after and rating.default_level
+            else "不设默认评价",
+            rating.source,
+        ),
         ("复核人员可见评价人身份", _yes(profile.reviewers_see_rater_identity), ""),
         (
             "办公时间",
