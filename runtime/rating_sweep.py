@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 from datetime import timedelta
 
@@ -73,8 +74,9 @@ async def ensure_sweep_schedule(client: Client, settings: Settings) -> tuple[Sch
     except ScheduleAlreadyRunningError:
         handle = client.get_schedule_handle(schedule_id(settings))
 
-        def to_settings(_current: ScheduleUpdateInput) -> ScheduleUpdate:
-            return ScheduleUpdate(schedule=schedule)
+        def to_settings(current: ScheduleUpdateInput) -> ScheduleUpdate:
+            # The settings' spec and action; its state as it is, so a schedule an operator paused stays paused.
+            return ScheduleUpdate(schedule=dataclasses.replace(schedule, state=current.description.schedule.state))
 
         await handle.update(to_settings)
         return handle, "updated"

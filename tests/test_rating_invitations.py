@@ -222,6 +222,10 @@ async def test_the_schedule_starts_the_sweep_workflow_and_its_history_holds_no_c
                 seconds=settings.rating_sweep_interval_seconds
             )
             assert described.schedule.policy.overlap == ScheduleOverlapPolicy.SKIP
+            await handle.pause(note="维护")  # an operator paused it: a worker's start leaves it paused
+            await ensure_sweep_schedule(client, settings)
+            assert (await handle.describe()).schedule.state.paused
+            await handle.unpause()
             await handle.trigger()
 
             async def started() -> str | None:
