@@ -8,8 +8,9 @@ A record registered with a bundle (`bundle_no`, `bundle_kind`: visit 一次办�
 rated for the whole bundle (`covers = bundle`): the rating is written on the named record (the lead,
 which alone carries a case) and copied onto each other record of the bundle (`lead_rating_id`), all in
 one transaction. A staff rating is copied only onto the records the same staff member handled: each
-copy rates its own record's staff member. Writers lock the records they cover (FOR NO KEY UPDATE), so
-two ratings of one bundle, or a whole and a stage rating of one record, cannot both be written.
+copy rates its own record's staff member. Writers lock the records they cover before judging them
+(`lock_records`), so two ratings of one bundle, or a whole and a stage rating of one record, cannot both
+be written.
 docs/intake.md has the rules; models/bulk_coverage.py judges a batch or an import chunk with these.
 """
 
@@ -19,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Integer, String, any_, bindparam, func, tuple_
+from sqlalchemy import Integer, String, any_, bindparam, func, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -131,7 +132,7 @@ def effective_covers(record: ServiceRecord, covers: Covers | None, book: CodeBoo
 
 def is_follow_up(fields: RatingFields) -> bool:
     """A 追评: it follows its own rating of the record (models/rating_timing.py), is never copied nor judged here."""
-    return getattr(fields, "follow_up", 0) != 0
+    return fields.follow_up != 0
 
 
 def bundle_key(record: ServiceRecord) -> BundleKey | None:
@@ -173,14 +174,23 @@ def copies_for(
 
 
 async def lock_records(session: AsyncSession, record_ids: Iterable[int]) -> None:
-    """Hold the records until commit, in id order (no deadlock between two writers), on PostgreSQL.
+    """Hold the records until commit, in id order (no deadlock between two writers).
 
-    FOR NO KEY UPDATE: writers of ratings wait for each other, while rows that merely reference a
-    record (an invitation, a rating's foreign key check) do not. SQLite writes one transaction at a time.
+    PostgreSQL: FOR NO KEY UPDATE, so writers of ratings wait for each other, while rows that merely
+    reference a record (an invitation, a rating's foreign key check) do not. SQLite has one writer at
+    a time for the whole file, and its driver starts a transaction only at the first write: a write
+    that changes nothing takes that lock now, so what is read next stays true until the commit.
     """
     ids = sorted(set(record_ids))
     connection = await session.connection()
-    if not ids or connection.dialect.name != "postgresql":
+    if not ids:
+        return
+    if connection.dialect.name == "sqlite":
+        await connection.execute(
+            update(ServiceRecord)
+            .where(col(ServiceRecord.id) == ids[0])
+            .values(source_system=ServiceRecord.source_system)
+        )
         return
     await connection.execute(
         select(ServiceRecord.id)

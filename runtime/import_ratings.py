@@ -126,6 +126,7 @@ async def _audit(db: Database, path: Path, source_system: str, tally: Tally) -> 
                 "rows": tally.rows,
                 "written": tally.written,
                 "cases": tally.cases,
+                "copies": tally.copies,
                 "already": tally.already,
                 "rejected": tally.rejected_count,
             },
@@ -147,6 +148,11 @@ def summary(path: Path, source_system: str, tally: Tally, seconds: float) -> str
     lines = [
         f"导入 {path.name}（来源系统 {source_system}）：{tally.rows:,} 行，用时 {seconds:.1f} 秒（{rate:,.0f} 行/秒）",
         f"  已接收 accepted: {tally.written:,}（其中差评 bad, cases opened: {tally.cases:,}）",
+        *(
+            [f"  一次办多件/一件事 同时写入其他办件 copies on bundled records: {tally.copies:,}"]
+            if tally.copies
+            else []
+        ),
         f"  已导入过 already imported: {tally.already:,}（与已有评价相同，未重复写入）",
         f"  拒收 rejected: {tally.rejected_count:,}",
         *reasons(tally),

@@ -40,6 +40,7 @@ class Tally:
     rows: int = 0
     written: int = 0
     cases: int = 0
+    copies: int = 0  # a bundle rating's copies on the bundle's other records (一次办多件, 一件事)
     already: int = 0  # the same rating was there already: nothing written
     rejected: dict[str, list[int]] = field(default_factory=dict)  # reason code → rows
     examples: dict[str, str] = field(default_factory=dict)  # reason code → one message
@@ -100,6 +101,7 @@ class Importer:
                 self.tally.already += 1
         self.tally.written += len(written)
         self.tally.cases += sum(a.case_id is not None for a in written)
+        self.tally.copies += sum(len(a.covered) for a in written)
 
     async def _write(
         self, session: AsyncSession, items: list[IntakeItem]
