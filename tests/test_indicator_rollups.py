@@ -29,7 +29,8 @@ from models.case.vocabulary import Outcome, Stage, Verdict
 from models.db import Database, utcnow
 from models.deadlines import CHINA_TZ
 from models.indicators.periods import Period
-from models.indicators.rollup_refresh import LOCK_KEY, RollupUnavailable, refresh, rollup_status
+from models.indicators.rollup_refresh import DEFINITION, LOCK_KEY, RollupUnavailable, refresh, rollup_status
+from models.indicators.source import fresh_rollup_as_of
 from models.ratings import Rating, RatingChannel, RatingLevel, RatingTarget
 from runtime.import_ratings import import_file
 from runtime.refresh_indicators import RollupRefresher, refresh_once, runs_here
@@ -224,6 +225,21 @@ async def test_a_report_says_as_of_when_and_a_stale_rollup_is_not_served(
     assert (await report(offline_api, supervisor, **FEB))["source"] == "rollup"
 
 
+def test_the_definition_digest_is_the_same_in_every_process() -> None:
+    """A rollup built by one process is read by others: the digest must not vary with string hashing."""
+    digest = "from models.indicators.rollup_refresh import DEFINITION; print(DEFINITION)"
+    seen = {
+        subprocess.run(
+            [sys.executable, "-c", digest],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        for seed in range(6)
+    }
+    assert seen == {DEFINITION}
+
+
 @ON_POSTGRES
 async def test_the_rollup_is_refused_without_its_triggers(demo: DemoCredentials, db: Database) -> None:
     async with db.engine.connect() as conn:
@@ -262,6 +278,8 @@ async def test_the_command_and_the_workers_refresher(demo: DemoCredentials, db: 
     built = command("--full")
     assert built.returncode == 0 and "indicator rollup built:" in built.stdout, built.stderr
     assert "0 slice marks waiting" in command("--status").stdout
+    async with db.session() as session:  # built by another process, read by this one
+        assert await fresh_rollup_as_of(session, timedelta(minutes=5)) is not None
     assert await assert_rollup_is_raw(db, PERIODS[:1], light=True) > 100
 
     # The worker's loop refreshes on its own; a rating written meanwhile is counted by the next turn.

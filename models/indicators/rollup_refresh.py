@@ -176,12 +176,18 @@ def slice_statements(period: Period, units: frozenset[int] | None) -> list[Any]:
 
 
 def definition_digest() -> str:
-    """A digest of the refresh's SQL: a rollup built by other conditions (an older counting.py) is rebuilt."""
+    """A digest of the refresh's SQL: a rollup built by other conditions (an older counting.py) is rebuilt.
+
+    The same in every process: an IN list made from a set (TERMINAL_STAGES) comes in the set's order,
+    which string hashing randomises per process, so list values are sorted first.
+    """
     digest = hashlib.sha256()
     for statement in slice_statements(Period(date(2000, 1, 1), date(2000, 1, 1)), frozenset({1})):
         compiled = statement.compile(dialect=postgresql.dialect())
         digest.update(str(compiled).encode())
-        digest.update(repr(sorted((k, str(v)) for k, v in compiled.params.items())).encode())
+        for name, value in sorted(compiled.params.items()):
+            shown = sorted(str(v) for v in value) if isinstance(value, list | tuple | set | frozenset) else value
+            digest.update(f"{name}={shown}".encode())
     return digest.hexdigest()
 
 
