@@ -23,7 +23,7 @@ from models.case.records import Case
 from models.db import utcnow
 from models.organisation import Unit
 from models.privacy import mask_name, mask_phone
-from models.ratings import LEVEL_LABELS_ZH, Rating, RatingChannel, RatingLevel, RatingTarget
+from models.ratings import LEVEL_LABELS_ZH, Rating, RatingChannel, RatingLevel, RatingTarget, ServiceStage
 from models.request_body import RequestBody
 from models.roles import Role
 from models.services import ServiceRecord
@@ -56,6 +56,8 @@ class FlaggedRating(BaseModel):
     channel: RatingChannel
     channel_label: str
     target: RatingTarget
+    stage: ServiceStage
+    lead_rating_id: int | None = Field(description="Always none: a bundle rating's copies are never fingerprinted")
     comment: str
     real_name: bool
     rater_name: str | None
@@ -183,7 +185,8 @@ async def _read(session: AsyncSession, flag: SuspicionFlag) -> SuspicionFlagRead
         FlaggedRating(
             id=rating.id, record_no=record.record_no, unit_id=record.unit_id, unit_name=unit_name, level=rating.level,
             level_label=LEVEL_LABELS_ZH.get(rating.level, rating.level.value), channel=rating.channel,
-            channel_label=channel_label(rating.channel), target=rating.target, comment=rating.comment,
+            channel_label=channel_label(rating.channel), target=rating.target, stage=rating.stage,
+            lead_rating_id=rating.lead_rating_id, comment=rating.comment,
             real_name=rating.real_name, rater_name=mask_name(rating.rater_name), rater_phone=mask_phone(rating.rater_phone),
             is_bad=rating.is_bad, adopted=rating.adopted, case_id=case_id, source_system=rating.source_system,
             submitted_at=rating.submitted_at,

@@ -54,6 +54,7 @@ async def test_each_supervisor_sees_the_flags_of_their_units_masked(
     assert first["detector"] == "channel_mismatch" and first["unit_id"] == 2 and first["rating_count"] == 2
     assert "「PC端」" in first["reason"] and [r["record_no"] for r in first["ratings"]] == ["DEMO-0004", "DEMO-0001"]
     assert first["ratings"][1]["rater_phone"] == "138****8000" and PHONE not in everything.text
+    assert {(r["stage"], r["lead_rating_id"]) for r in first["ratings"]} == {("whole", None)}
     assert {f["id"] for f in (await offline_api.get(QUEUE, headers=admin)).json()["items"]} == {scj, rsj}
 
     theirs = await offline_api.get(QUEUE, headers=rsj_supervisor)
