@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from api.deps import SessionDep
+from api.deps import SessionDep, SettingsDep
 from api.indicator_scope import indicator_user
 from pages.dashboard import read_view
 from pages.dashboard_filters import FilterError, FilterFormDep
@@ -50,15 +50,16 @@ def read_refresh(value: str) -> int:
 
 @router.get("/dashboard/screen", response_class=HTMLResponse)
 async def screen(
-    request: Request, session: SessionDep, user: PageUser, form: FilterFormDep, refresh: _Refresh = ""
-) -> HTMLResponse:
+    request: Request, session: SessionDep, settings: SettingsDep, user: PageUser, form: FilterFormDep,
+    refresh: _Refresh = "",
+) -> HTMLResponse:  # fmt: skip
     """数据大屏: the key figures and charts, large and dark, redrawn in place every `refresh` seconds."""
     await indicator_user(user)
     try:
         seconds = read_refresh(refresh)
     except FilterError as exc:
         return render(request, "dashboard/screen.html.j2", 422, title="数据大屏", view=None, error=exc.message)
-    view, error, status = await read_view(session, user, form, SCREEN_TILES)
+    view, error, status = await read_view(session, settings, user, form, SCREEN_TILES)
     if view is None:
         return render(request, "dashboard/screen.html.j2", status, title="数据大屏", view=None, error=error)
     query = view.filter.query_string()
@@ -69,9 +70,9 @@ async def screen(
 
 
 @router.get("/dashboard/screen/data")
-async def screen_data(session: SessionDep, user: PageUser, form: FilterFormDep) -> JSONResponse:
+async def screen_data(session: SessionDep, settings: SettingsDep, user: PageUser, form: FilterFormDep) -> JSONResponse:
     """The screen's figures as JSON for its refresh: tiles' texts and charts; an error as {"message": …}."""
     await indicator_user(user)
-    view, error, status = await read_view(session, user, form, SCREEN_TILES)
+    view, error, status = await read_view(session, settings, user, form, SCREEN_TILES)
     body = view.data(links=False) if view is not None else {"message": error}
     return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})

@@ -23,6 +23,8 @@ from models.indicators.periods import china_today
 from models.ratings import RatingLevel
 from pages.dashboard import DASHBOARD_TILES
 from pages.dashboard_screen import SCREEN_TILES
+from pages.render import china_time
+from runtime.refresh_indicators import refresh_once
 from runtime.seed import DemoCredentials
 from tests.support.http import RATER, bad_rating, login
 from tests.support.indicator_data import RSJ, SCJ, cn, report, rows
@@ -153,6 +155,19 @@ async def test_the_dashboard_shows_the_indicators_api_figures(
             counts[f"overdue_open_cases_rung_{n}"] for n in range(1, 6)
         ]
 
+    # Longer than two months: the trend is by month, every month of the range drawn, the API's month rows.
+    quarter = {"from": "2025-01-01", "to": "2025-03-31"}
+    page = await offline_api.get("/dashboard", params={"period": "range", **quarter})
+    trend = chart(embedded_data(page.text), "trend")
+    months = {
+        group["key"]: group for group in (await report(offline_api, bearer, **quarter, group_by="month"))["groups"]
+    }
+    assert trend["title"] == "评价趋势（按月）" and trend["categories"] == ["2025-01", "2025-02", "2025-03"]
+    assert series(trend, "评价数") == [
+        months[m]["counts"]["ratings"]["value"] if m in months else 0 for m in trend["categories"]
+    ]
+    assert series(trend, "评价数")[0] >= 1 and series(trend, "评价数")[2] >= 1  # g1 in January, i1 on March 1st
+
     # Hand-counted (tests/test_indicator_cases.py): February's unit-2 cases of adopted ratings, two overdue now.
     page = await offline_api.get("/dashboard", params={**FEB_PAGE, "unit_id": str(SCJ)})
     assert shown_figures(page.text)["overdue_open_cases"] == "2"
@@ -246,6 +261,36 @@ async def test_a_unit_sees_only_its_own_figures(
     offline_api.cookies.clear()
     anonymous = await offline_api.get("/dashboard/screen/data")
     assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login")
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_the_dashboard_reads_the_rollup_when_the_api_does(
+    offline_api: httpx.AsyncClient, demo: DemoCredentials, db: Database
+) -> None:
+    async with rows(db) as r:
+        await february(r)
+        await cases(r)
+    built = await refresh_once(db)
+    # A rating after the refresh: in the raw tables, not yet in the rollup.
+    async with rows(db) as r:
+        await r.rating(await r.record(SCJ, cn(2, 20), no="AFTER-REFRESH"), RatingLevel.SATISFIED, cn(2, 20))
+    bearer = await signed_in(offline_api, demo, "supervisor")
+    rolled = await report(offline_api, bearer, **FEB)
+    assert rolled["source"] == "rollup"
+    page = await offline_api.get("/dashboard", params=FEB_PAGE)
+    assert shown_figures(page.text) == expected_tiles(rolled["total"], DASHBOARD_TILES)[0]
+    assert f"数据截至 {china_time(built.as_of)}" in page.text  # the figures are as of the rollup's refresh
+    screen = (await offline_api.get("/dashboard/screen/data", params=FEB_PAGE)).json()
+    assert screen["as_of"] == china_time(built.as_of, "%Y-%m-%d %H:%M:%S")
+    before = number(shown_figures(page.text)["ratings"])
+
+    await refresh_once(db)
+    page = await offline_api.get("/dashboard", params=FEB_PAGE)
+    assert number(shown_figures(page.text)["ratings"]) == before + 1
+    assert (
+        shown_figures(page.text)
+        == expected_tiles((await report(offline_api, bearer, **FEB))["total"], DASHBOARD_TILES)[0]
+    )
 
 
 @pytest.mark.parametrize(
