@@ -22,6 +22,7 @@ from models.services import ServiceRecord
 from runtime.seed import DemoCredentials
 from tests.support.devices import Device, add_staff, device, device_server, forget_seed_link
 from tests.support.http import csrf_of, login
+from tests.support.unrated import completed_recently
 
 
 @pytest_asyncio.fixture
@@ -123,7 +124,7 @@ async def test_an_offline_device_gets_its_pending_pages_at_login(
         for n, staff_no in ((1, "SCJ-001"), (2, "SCJ-001"), (3, "SCJ-001"), (4, "RSJ-001")):
             unit = "YT-SCJ" if staff_no.startswith("SCJ") else "YT-RSJ"
             change = {"record_no": f"YT-2026-OFF-{n}", "staff_no": staff_no, "unit_code": unit}
-            created = await server.register(hall.api_key, completed_at=f"2026-11-20T10:0{n}:00+08:00", **change)
+            created = await server.register(hall.api_key, completed_at=completed_recently(minutes=n), **change)
             assert created.status_code == 201, created.text
 
         async with device(server) as chen:

@@ -21,6 +21,7 @@ from tests.pii_scan import find_in_history
 from tests.support.db import case_events
 from tests.support.http import RATER, answer_link, bad_rating, login
 from tests.support.services import api_client, running_worker
+from tests.support.unrated import completed_recently
 from tests.support.waiting import delivered, eventually
 
 RECORD = {
@@ -30,7 +31,7 @@ RECORD = {
     "staff_no": "SCJ-001",
     "applicant_type": "individual",
     "service_channel": "window",
-    "completed_at": "2026-11-20T09:15:00+08:00",
+    "completed_at": completed_recently(),
 }
 FEEDBACK = "经核实，当日窗口人手不足。我局已增开两个企业登记窗口，并推行预约办理。"
 

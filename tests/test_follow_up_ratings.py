@@ -8,6 +8,7 @@ rectification), never a second case.
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -183,23 +184,33 @@ async def test_a_batch_takes_no_follow_up(offline_api: httpx.AsyncClient, demo: 
     assert await count(db, Rating) == 2
 
 
+def follow_up_form(page: httpx.Response, **fields: str) -> dict[str, str]:
+    """The 追评 form as the page gives it: its CSRF token and which state of the record it was shown for."""
+    shown = re.search(r'name="follow_up" value="(\d+)"', page.text)
+    assert shown, page.text
+    return {"csrf": csrf_of(page), "follow_up": shown.group(1), "identity": "anonymous", **fields}
+
+
 async def test_the_raters_link_offers_the_follow_up_once(
     offline_api: httpx.AsyncClient, demo: DemoCredentials, db: Database
 ) -> None:
     url = f"/q/{demo.rating_token}"  # DEMO-0007: a window transaction (item and staff)
     page = await offline_api.get(url)
-    form = {"csrf": csrf_of(page), "identity": "anonymous", "level_item": "satisfied", "level_staff": "satisfied"}
-    assert (await offline_api.post(url, data=form)).status_code == 200
+    first = {"csrf": csrf_of(page), "identity": "anonymous", "level_item": "satisfied", "level_staff": "satisfied"}
+    assert (await offline_api.post(url, data=first)).status_code == 200
+    # The same form sent again (a reload, a second tap) is not a 追评.
+    resent = await offline_api.post(url, data=first)
+    assert resent.status_code == 410 and "已经评价过" in resent.text
     again = await offline_api.get(url)  # the link, used: now the 追评 form of both targets
     assert again.status_code == 200 and "追加评价" in again.text and "level_staff" in again.text
-    form = {"csrf": csrf_of(again), "identity": "anonymous", "level_item": "dissatisfied", "comment": "证照有错字"}
+    form = follow_up_form(again, level_item="dissatisfied", comment="证照有错字")
     done = await offline_api.post(url, data=form)
     assert done.status_code == 200 and "评价已收到" in done.text  # a bad follow-up on a good rating: a case
-    assert await count(db, Case) == 1
+    twice = await offline_api.post(url, data=form)  # the 追评 form sent twice
+    assert twice.status_code == 410 and await count(db, Rating) == 3
     left = await offline_api.get(url)  # the staff member may still be followed up
     assert left.status_code == 200 and "level_item" not in left.text and "level_staff" in left.text
-    form = {"csrf": csrf_of(left), "identity": "anonymous", "level_staff": "very_satisfied"}
-    assert "感谢您的评价" in (await offline_api.post(url, data=form)).text
+    assert "感谢您的追评" in (await offline_api.post(url, data=follow_up_form(left, level_staff="very_satisfied"))).text
     gone = await offline_api.get(url)
     assert gone.status_code == 410 and "已经评价过" in gone.text
     assert [(r.target, r.follow_up) for r in await chain(db, "DEMO-0007")] == [

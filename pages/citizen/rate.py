@@ -17,6 +17,7 @@ from datetime import datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
+from sqlmodel import func, select
 
 from api.deps import SessionDep, SettingsDep, TemporalDep, client_address
 from models.calendar import load_calendar
@@ -28,7 +29,7 @@ from models.policy_store import policy_for_unit
 from models.rating_intake import AlreadyRated, RatingAccepted, accept_ratings, rated_targets, targets_of
 from models.rating_invitations import RatingInvitation, find_invitation
 from models.rating_timing import Clocks, TimingRefused, follow_up_targets, supplementary_closes_at
-from models.ratings import RatingTarget
+from models.ratings import Rating, RatingTarget
 from models.services import ServiceItem, ServiceRecord
 from models.suspicion.keys import rater_client
 from pages.citizen.rating_form import FIELDS, SCORES, questions_for, read_form
@@ -52,6 +53,7 @@ class _Invited:
     policy: PinnedPolicy
     targets: list[RatingTarget]  # those not rated yet; for a follow-up, those that may be followed up
     follow_up: bool = False
+    made: int = 0  # for a follow-up form: the record's ratings when it was shown (a resent form is stale)
 
 
 def _invalid() -> HTMLResponse:
@@ -78,6 +80,7 @@ async def _invited(session: SessionDep, token: str) -> _Invited | HTMLResponse:
         targets = await follow_up_targets(session, record, policy.profile.rating, now)
         if not targets:
             return _already_rated(410)
+        made = (await session.exec(select(func.count()).select_from(Rating).where(Rating.record_id == record.id))).one()
     elif invitation.expires_at <= now:
         return notice(410, "链接已过期", "此评价链接已过期。如需评价，请联系办理单位重新发送，或拨打 12345 热线反映。")
     else:
@@ -89,7 +92,7 @@ async def _invited(session: SessionDep, token: str) -> _Invited | HTMLResponse:
     item, unit = await session.get(ServiceItem, record.item_id), await session.get(Unit, record.unit_id)
     staff = await session.get(Staff, record.staff_id) if record.staff_id is not None else None
     assert item is not None and unit is not None
-    return _Invited(invitation, record, item, unit, staff, policy, targets, follow_up)
+    return _Invited(invitation, record, item, unit, staff, policy, targets, follow_up, made if follow_up else 0)
 
 
 def _window_closed(record: ServiceRecord, policy: PinnedPolicy, closes_at: datetime) -> HTMLResponse:
@@ -111,6 +114,7 @@ def _form_page(invited: _Invited, csrf: str, status_code: int = 200, **form: obj
         "追加评价" if invited.follow_up else "办事评价",
         csrf=csrf,
         follow_up=invited.follow_up,
+        made=invited.made,
         item_name=invited.item.name,
         unit_name=invited.unit.name,
         completed_on=invited.record.completed_at,
@@ -147,6 +151,9 @@ async def rate(
     csrf = form_text(form, "csrf", 64)
     if not csrf_ok(request, settings, CSRF_COOKIE, csrf):
         return notice(403, "页面已过期", "页面已过期或来源无效，请重新打开评价链接后再提交。")
+    if invited.follow_up and form_text(form, "follow_up", 8) != str(invited.made):
+        # The rating form sent again, or a follow-up form sent twice: what it was for is done, never a new 追评.
+        return _already_rated(410)
     read = read_form(form, invited.targets, questions_for(invited.record.service_channel), invited.policy)
     if read.errors:
         return _form_page(invited, csrf, 422, values=read.values, errors=read.errors)

@@ -24,6 +24,7 @@ from models.rating_invitations import RatingInvitation
 from runtime.temporal import TemporalConnection
 from tests.support.browser import LiveServer, listening_socket, serve, url_of
 from tests.support.settings import free_port
+from tests.support.unrated import completed_recently
 
 # A window transaction of 市场监管局 handled by 陈窗口 (SCJ-001); change record_no and staff_no per use.
 WINDOW_RECORD = {
@@ -33,7 +34,7 @@ WINDOW_RECORD = {
     "staff_no": "SCJ-001",
     "applicant_type": "legal_person",
     "service_channel": "window",
-    "completed_at": "2026-11-20T10:30:00+08:00",
+    "completed_at": completed_recently(),
 }
 QUIET = 0.5  # how long "nothing more arrives" is watched for
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import select
 
@@ -11,6 +11,7 @@ from activities.notice_sender import NoticeSender
 from activities.rating_sweep import RatingSweepActivities
 from config import Settings
 from models.db import Database
+from models.deadlines import CHINA_TZ
 from models.rating_sweep_io import SweepActivity, SweepBatchInput, SweepBatchResult
 from models.services import ServiceRecord
 from runtime.notice_relay import NoticeRelay
@@ -63,3 +64,11 @@ async def sweep(
 async def drain(sender: NoticeSender, settings: Settings) -> int:
     """Send every notice due now, as the worker's notice relay does."""
     return await NoticeRelay(sender, settings, asyncio.Event()).drain_once()
+
+
+def completed_recently(minutes: int = 0) -> str:
+    """A completion time three hours ago plus `minutes` (China time, ISO): inside every profile's rating window.
+
+    A fixed date would close its 补充评价 window a few days after it was written (docs/intake.md).
+    """
+    return (datetime.now(CHINA_TZ) - timedelta(hours=3) + timedelta(minutes=minutes)).isoformat(timespec="seconds")
