@@ -8,7 +8,7 @@ writes the links.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 from pydantic import BaseModel, Field
@@ -125,50 +125,55 @@ async def build_report(
     for key in sorted(groups, key=_sort_key):
         narrowed = _narrowed(flt, dimension, key, labels)
         rows.append(_group(key, labels.get(key, str(key)), narrowed, groups[key], scores, drill_down))
-    return IndicatorReport(
-        period=PeriodRead(first=flt.period.first, last=flt.period.last),
-        group_by=dimension,
-        group_by_label=DIMENSION_LABELS_ZH[dimension],
-        source=found.source,
-        as_of=found.as_of,
-        filters=flt.params(),
-        total=_group(None, "合计", flt, total, scores, drill_down),
-        groups=rows if dimension != Dimension.NONE else [],
+    # Validated once, as plain data: a ranking of 500 units has 37,000 counts and indicators, and building
+    # each as a model of its own took longer than reading the rollup did.
+    return IndicatorReport.model_validate(
+        {
+            "period": PeriodRead(first=flt.period.first, last=flt.period.last),
+            "group_by": dimension,
+            "group_by_label": DIMENSION_LABELS_ZH[dimension],
+            "source": found.source,
+            "as_of": found.as_of,
+            "filters": flt.params(),
+            "total": _group(None, "合计", flt, total, scores, drill_down),
+            "groups": rows if dimension != Dimension.NONE else [],
+        }
     )
 
 
 def _group(
     key: GroupKey, label: str, flt: IndicatorFilter, counts: GroupCounts, scores: ScoreTables, drill_down: bool
-) -> GroupRead:
+) -> dict[str, Any]:
+    """A GroupRead, as the data it is validated from."""
     params = flt.params()
     derived = derive(counts.counts, counts.rated_levels, scores)
-    return GroupRead(
-        key=None if key is None else str(key.unit_id if isinstance(key, Bucket) else key),
-        label=label,
-        filters=params,
-        counts={
-            c.name: CountRead(
-                label=c.label,
-                value=counts.counts[c.name],
-                drill_down=f"{MEMBER_PATHS[c.members]}?{urlencode({'subset': c.name, **params})}"
+    return {
+        "key": None if key is None else str(key.unit_id if isinstance(key, Bucket) else key),
+        "label": label,
+        "filters": params,
+        "counts": {
+            c.name: {
+                "label": c.label,
+                "value": counts.counts[c.name],
+                "drill_down": f"{MEMBER_PATHS[c.members]}?{urlencode({'subset': c.name, **params})}"
                 if drill_down and counts.counts[c.name] is not None
                 else None,
-            )
+            }
             for c in COUNTS
         },
-        indicators={
-            i.name: IndicatorRead(
-                label=i.label,
-                kind=i.kind,
-                value=derived[i.name].value,
-                numerator=i.numerator,
-                denominator=i.denominator,
-                reason=derived[i.name].reason,
-                reason_label=derived[i.name].reason_label,
-            )
+        "indicators": {
+            i.name: {
+                "label": i.label,
+                "kind": i.kind,
+                "value": derived[i.name].value,
+                "numerator": i.numerator,
+                "denominator": i.denominator,
+                "reason": derived[i.name].reason,
+                "reason_label": derived[i.name].reason_label,
+            }
             for i in INDICATORS
         },
-    )
+    }
 
 
 def _sort_key(key: object) -> tuple[int, str]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, func, select
+from sqlalchemy import ColumnElement, Integer, Table, any_, bindparam, func, select
+from sqlalchemy.dialects import postgresql
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -65,7 +66,10 @@ def _group_key(table: Table, dimension: Dimension) -> Any | None:
 def _where(table: Table, flt: IndicatorFilter) -> list[ColumnElement[bool]]:
     found = [table.c.day >= flt.period.first, table.c.day <= flt.period.last]
     if flt.units is not None:
-        found.append(table.c.unit_id.in_(sorted(flt.units)))
+        # One array parameter, not one placeholder per unit: a province's 500 units cost psycopg more to splice
+        # into the query text than the rollup took to read.
+        units = bindparam("units", sorted(flt.units), type_=postgresql.ARRAY(Integer))
+        found.append(table.c.unit_id == any_(units))
     if flt.region_id is not None:
         found.append(col(Unit.region_id) == flt.region_id)
     if "channel" in table.c:
