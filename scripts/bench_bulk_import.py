@@ -88,7 +88,9 @@ def make_database(name: str, rows: int, settings: Settings) -> None:
         conn.execute(
             "INSERT INTO servicerecord (record_no, item_id, unit_id, applicant_type, service_channel, source_system,"
             " completed_at, created_at) SELECT 'BENCH-' || g, 1, 2, 'individual', 'online', 'demo-hall',"
-            " now() - interval '40 days', now() FROM generate_series(1, %s) g",
+            # Each completed an hour before its rating in the file (write_table9): inside its 补充评价 window.
+            " now() - interval '30 days' + g * interval '2 seconds' - interval '1 hour', now()"
+            " FROM generate_series(1, %s) g",
             (rows,),
         )
         conn.execute("VACUUM ANALYZE servicerecord")
