@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import text
-from sqlmodel import select
+from sqlmodel import col, select
 
 from config import Settings
 from models.calendar import LoadedCalendar, load_calendar
@@ -137,7 +137,7 @@ async def test_an_import_judges_a_historical_rating_by_its_own_time(
     assert tally.written == 2
     assert tally.rejected == {"rating_window_closed": [3, 5]}
     async with db.session() as session:
-        rated = (await session.exec(select(Rating.submitted_at).order_by(Rating.submitted_at))).all()
+        rated = (await session.exec(select(Rating.submitted_at).order_by(col(Rating.submitted_at)))).all()
     assert [at.astimezone(CHINA_TZ) for at in rated] == [
         datetime(2026, 10, 2, 12, 0, tzinfo=CHINA_TZ),
         datetime(2026, 10, 12, 23, 59, 59, tzinfo=CHINA_TZ),
