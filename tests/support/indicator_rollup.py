@@ -26,6 +26,7 @@ from models.indicators.rollup_read import rollup_groups
 from models.indicators.rollup_tables import ROLLUP_TABLES
 from models.organisation import Region, Unit, unit_subtree_ids
 from models.ratings import Rating, RatingChannel, RatingLevel, RatingTarget
+from models.services import ServiceRecord
 from tests.support.indicator_data import BAD_LEVELS, Rows, cn
 
 SERVED = [d for d in Dimension if d not in (Dimension.ITEM, Dimension.STAFF)]
@@ -158,6 +159,7 @@ class RandomData:
         self.ratings: list[int] = []
         self.cases: list[int] = []
         self.rated: list[tuple[int, int]] = []  # (record, its first item rating's follow-ups so far)
+        self.follow_ups: list[int] = []
         self._keys = itertools.count(1)
 
     async def units_and_regions(self) -> None:
@@ -226,16 +228,27 @@ class RandomData:
         record, done = self.rated[index]
         at = random_moment(self.rng, self.first, self.days) + timedelta(days=3)
         level = self.rng.choice(list(RatingLevel))
-        self.ratings.append(await self.r.rating(record, level, at, follow_up=done + 1, adopted=self.rng.random() < 0.9))
+        follow = await self.r.rating(record, level, at, follow_up=done + 1, adopted=self.rng.random() < 0.9)
+        self.follow_ups.append(follow)
         self.rated[index] = (record, done + 1)
 
     async def change(self, times: int) -> None:
-        """What happens to the figures later: appeals decided, cases reassigned, worked and overdue, new ratings."""
+        """What happens to the figures later: appeals decided, cases reassigned, worked and overdue, new ratings,
+        a transaction corrected (another unit, another completion time), a follow-up withdrawn."""
         rng, session = self.rng, self.r.session
         for _ in range(times):
-            what = rng.randrange(6)
-            if what == 0:
-                rating = await session.get(Rating, rng.choice(self.ratings))
+            what = rng.randrange(8)
+            if what == 6:
+                record = await session.get(ServiceRecord, rng.choice(self.rated)[0])
+                assert record is not None
+                record.unit_id = rng.choice(self.units)
+                record.completed_at += timedelta(hours=rng.choice([-30, -5, 5, 30]))
+                session.add(record)
+            elif what == 7 and self.follow_ups:
+                follow = await session.get(Rating, self.follow_ups.pop(rng.randrange(len(self.follow_ups))))
+                await session.delete(follow)
+            elif what == 0:
+                rating = await session.get(Rating, rng.choice([*self.ratings, *self.follow_ups]))
                 assert rating is not None
                 rating.adopted = not rating.adopted
                 session.add(rating)
