@@ -113,7 +113,8 @@ async def submit_rating(
     except TimingRefused as refused:
         raise api_error(409, refused.code, refused.message, field=refused.field) from None
     except CoverageTaken as taken:  # a record the rating covers is rated, or rated the other way (stage/whole)
-        raise api_error(409, taken.taken.code, taken.taken.message, field=taken.taken.field) from None
+        hint = "（追评请设 follow_up）" if taken.taken.code == "already_rated" else ""
+        raise api_error(409, taken.taken.code, taken.taken.message + hint, field=taken.taken.field) from None
     except AlreadyRated:
         if body.is_follow_up:  # two follow-ups at once: the other one took the number
             raise api_error(

@@ -20,7 +20,6 @@ from models.rating_coverage import (
     Taken,
     bundle_key,
     bundle_members,
-    bundle_words,
     copies_for,
     covered_ratings,
     effective_covers,
@@ -54,49 +53,43 @@ async def judge(
     members = await bundle_members(session, [key for c in candidates if (key := bundle_key(c.record)) is not None])
     copies = {
         c.position: copies_for(c.record, c.fields.target, effective_covers(c.record, c.fields.covers, book), members)
-        if not is_follow_up(c.fields)
+        if c.record.bundle_no is not None and not is_follow_up(c.fields)
         else ()
         for c in candidates
     }
     ids = [r.id for c in candidates for r in (c.record, *copies[c.position]) if r.id is not None]
     await lock_records(session, ids)  # held to the chunk's commit: what is judged here stays true until written
     existing = await ratings_of(session, ids)
-    leads_done = await covered_ratings(session, _same_leads(candidates, existing, source_system))
-    claimed: dict[tuple[int, RatingTarget], list[tuple[int, ServiceStage]]] = {}
+    leads_done = await covered_ratings(session, _same_leads(candidates, existing, source_system)) if existing else {}
+    claimed: dict[tuple[int | None, RatingTarget], list[tuple[int, ServiceStage]]] = {}
     judged: dict[int, Judged] = {}
     for c in candidates:
         covered = copies[c.position]
         if is_follow_up(c.fields):  # a 追评 is judged by its own rules (models/rating_timing.py)
             judged[c.position] = covered
             continue
-        taken = first_taken(c.record, covered, c.fields, existing, bundle_words(c.record))
+        taken = first_taken(c.record, covered, c.fields, existing)
         if taken is not None:
             earlier = taken.rating if taken.code == "already_rated" else None
             same = earlier is not None and same_rating(earlier, c.fields, source_system)
             judged[c.position] = _answer(earlier, existing, leads_done) if earlier is not None and same else taken
             continue
-        clash = _clash(c, covered, claimed)
-        if clash is not None:
-            judged[c.position] = clash
-            continue
-        for record in (c.record, *covered):
-            assert record.id is not None
-            claimed.setdefault((record.id, c.fields.target), []).append((c.position, c.fields.stage))
-        judged[c.position] = covered
+        clash = _claim(c, covered, claimed)
+        judged[c.position] = covered if clash is None else clash
     return judged
 
 
-def _clash(
+def _claim(
     c: Candidate,
     covered: Sequence[ServiceRecord],
-    claimed: Mapping[tuple[int, RatingTarget], list[tuple[int, ServiceStage]]],
+    claimed: dict[tuple[int | None, RatingTarget], list[tuple[int, ServiceStage]]],
 ) -> Taken | None:
-    """An earlier item of the chunk rating a record this one covers: the same stage, or the other way."""
-    whole = c.fields.stage == ServiceStage.WHOLE
-    for record in (c.record, *covered):
-        assert record.id is not None
-        for position, stage in claimed.get((record.id, c.fields.target), []):
-            if stage == c.fields.stage:
+    """Claim the records this item covers, unless an earlier item of the chunk rates one: same stage, or the other way."""
+    target, own = c.fields.target, c.fields.stage
+    records = (c.record, *covered)
+    for record in records:
+        for position, stage in claimed.get((record.id, target), ()):
+            if stage == own:
                 field, value = ("target", c.fields.target.value) if record is c.record else ("covers", record.record_no)
                 return Taken(
                     "duplicate_item",
@@ -104,9 +97,11 @@ def _clash(
                     field,
                     value,
                 )
-            if (stage == ServiceStage.WHOLE) != whole:
+            if (stage == ServiceStage.WHOLE) != (own == ServiceStage.WHOLE):
                 conflict = stage_conflict(record.record_no, c.fields, stage)
                 return Taken(conflict.code, f"{conflict.message}（第 {position} 项）", conflict.field, conflict.value)
+    for record in records:
+        claimed.setdefault((record.id, target), []).append((c.position, own))
     return None
 
 

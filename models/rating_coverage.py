@@ -238,9 +238,10 @@ def first_taken(
     copies: Sequence[ServiceRecord],
     fields: RatingFields,
     existing: Mapping[int, list[Existing]],
-    bundle_words: str = "",
 ) -> Taken | None:
     """The first record the rating covers whose target is rated at this stage, or the other way (whole/stage)."""
+    if not existing:  # an import's usual chunk: none of its records is rated yet
+        return None
     for covered in (record, *copies):
         assert covered.id is not None
         for found in existing.get(covered.id, []):
@@ -251,7 +252,7 @@ def first_taken(
                     return already_rated(record.record_no, fields, found.rating)
                 return Taken(
                     "bundle_record_rated",
-                    f"本评价适用于{bundle_words}的全部办件，其中办件 {covered.record_no} 的{_target_zh(fields.target)}"
+                    f"本评价适用于{bundle_words(record)}的全部办件，其中办件 {covered.record_no} 的{_target_zh(fields.target)}"
                     f"{_stage_zh(fields.stage)}已评价过，未写入任何评价；只评价本办件请传 covers = record",
                     "covers",
                     covered.record_no,
@@ -309,7 +310,7 @@ async def cover(
     for write in covered:
         if is_follow_up(write.fields):
             continue
-        taken = first_taken(write.record, write.copies, write.fields, existing, bundle_words(write.record))
+        taken = first_taken(write.record, write.copies, write.fields, existing)
         if taken is not None:
             await session.rollback()
             raise CoverageTaken(taken, write.fields.target)

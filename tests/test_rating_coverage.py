@@ -65,7 +65,7 @@ async def test_a_source_that_rates_stages_rates_each_stage_and_each_bad_one_open
     again = await offline_api.post(RATE, json=good("DEMO-0001", stage="handling"), headers=demo_key(demo))
     assert again.status_code == 409
     assert (again.json()["detail"]["code"], again.json()["detail"]["field"]) == ("already_rated", "stage")
-    assert "办理环节" in again.json()["detail"]["message"]
+    assert "办理环节" in again.json()["detail"]["message"] and "追评请设 follow_up" in again.json()["detail"]["message"]
 
     shown = (await offline_api.get(f"{RATE}/{rows[0].id}", headers=demo_key(demo))).json()
     assert (shown["stage"], shown["lead_rating_id"], shown["covered"]) == ("acceptance", None, [])
