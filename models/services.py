@@ -99,7 +99,8 @@ class ServiceRecordCreate(RequestBody):
         "system's own numbering; with bundle_kind",
     )
     bundle_kind: BundleKind | None = PydanticField(
-        default=None, description="visit 一次办多件 (one unit, one applicant) or theme 一件事 (one region, one applicant)"
+        default=None,
+        description="visit 一次办多件 (one unit, one applicant) or theme 一件事 (one region, one applicant)",
     )
     theme_name: str | None = PydanticField(
         default=None, min_length=1, max_length=100, description="主题名称 of a theme bundle, e.g. 开办餐饮店一件事"

@@ -46,7 +46,7 @@ async def visit(api: httpx.AsyncClient, demo: DemoCredentials, bundle_no: str, c
 
 async def theme(api: httpx.AsyncClient, demo: DemoCredentials, bundle_no: str, name: str) -> list[str]:
     """A 一件事 of three items across two units: 市场监管局 (window), 人社局 (window), 市场监管局 (online)."""
-    parts = [
+    parts: list[dict[str, Any]] = [
         {"unit_code": "YT-SCJ"},
         {"unit_code": "YT-RSJ", "staff_no": "RSJ-001", "item_code": "370600-GG-0002"},
         {"unit_code": "YT-SCJ", "staff_no": None, "service_channel": "online", "item_code": "370600-XK-0003"},
