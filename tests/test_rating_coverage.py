@@ -69,6 +69,10 @@ async def test_a_source_that_rates_stages_rates_each_stage_and_each_bad_one_open
 
     shown = (await offline_api.get(f"{RATE}/{rows[0].id}", headers=demo_key(demo))).json()
     assert (shown["stage"], shown["lead_rating_id"], shown["covered"]) == ("acceptance", None, [])
+    # The unit's case page says which stage the rater judged.
+    await page_login(offline_api, "scj_staff", demo.passwords["scj_staff"])
+    page = await offline_api.get(f"/cases/{acceptance.json()['case_id']}")
+    assert page.status_code == 200 and "<dt>评价环节</dt><dd>受理</dd>" in page.text
 
 
 async def test_a_stage_from_a_source_that_does_not_rate_stages_is_refused_naming_field_value_and_source(
