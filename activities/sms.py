@@ -39,11 +39,14 @@ class FileSmsSink:
     def __init__(self, folder: Path) -> None:
         self._folder = folder
 
+    def path_of(self, dedup_key: str) -> Path:
+        """The file a message with this key is written to."""
+        return self._folder / (re.sub(r"[^A-Za-z0-9.:_-]", "_", dedup_key) + ".txt")
+
     async def send(self, phone: str, text: str, dedup_key: str) -> None:
         check_mobile(phone)
         self._folder.mkdir(parents=True, exist_ok=True)
-        name = re.sub(r"[^A-Za-z0-9.:_-]", "_", dedup_key)
-        path = self._folder / f"{name}.txt"
+        path = self.path_of(dedup_key)
         if path.exists():
             return
         partial = path.with_suffix(".part")

@@ -1,0 +1,144 @@
+"""The soak's look at Temporal: the case workflows by id prefix, each open one's state, and their histories.
+
+Every open case must be waiting for someone the system will chase: a person at a stage whose deadline
+clock runs (it reminds, then escalates), the unit inside its appeal filing window, or the rater inside
+the answer window. A case waiting for nobody — a feedback written and never sent, an answer window
+past and the case still open — would sit forever, and fails the books.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from temporalio.client import Client, WorkflowExecutionStatus
+
+from models.case.vocabulary import CaseSnapshot, Stage
+from workflows.case import CaseWorkflow
+
+# Stages where a person acts next, chased by the stage's running clock.
+_CLOCKED = {
+    Stage.ASSIGNED,
+    Stage.VERIFICATION,
+    Stage.RECTIFICATION,
+    Stage.EXPLANATION,
+    Stage.FEEDBACK,
+    Stage.APPEAL_REVIEW,
+}
+_DATA = re.compile(r'"data":\s*"([A-Za-z0-9+/=]+)"')
+
+
+@dataclass
+class Workflows:
+    """The case workflows Temporal lists: the latest run's status per workflow id, and how many runs in all."""
+
+    status: dict[str, WorkflowExecutionStatus] = field(default_factory=dict)
+    runs: int = 0
+
+    @property
+    def running(self) -> set[str]:
+        return {wid for wid, status in self.status.items() if status == WorkflowExecutionStatus.RUNNING}
+
+
+async def list_cases(client: Client, prefix: str) -> Workflows:
+    """Every CaseWorkflow whose id starts with the prefix, by its latest run (a reopened round is a new run)."""
+    found = Workflows()
+    latest: dict[str, datetime] = {}
+    query = f"WorkflowType = 'CaseWorkflow' AND WorkflowId STARTS_WITH '{prefix}'"
+    async for execution in client.list_workflows(query):
+        found.runs += 1
+        started = execution.start_time
+        if execution.id not in latest or started >= latest[execution.id]:
+            latest[execution.id] = started
+            found.status[execution.id] = execution.status or WorkflowExecutionStatus.RUNNING
+    return found
+
+
+async def listed_like(client: Client, prefix: str, open_ids: set[str], all_ids: set[str], timeout: float) -> Workflows:
+    """The listing once visibility has caught up with the database (it lags the workflows by a moment)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        found = await list_cases(client, prefix)
+        if (set(found.status) == all_ids and found.running == open_ids) or asyncio.get_running_loop().time() > deadline:
+            return found
+        await asyncio.sleep(1)
+
+
+@dataclass
+class Waiting:
+    """What the open cases wait for, by kind; `nobody` lists the cases that wait for no one."""
+
+    kinds: Counter[str] = field(default_factory=Counter)
+    nobody: list[str] = field(default_factory=list)
+    stage_differs: list[str] = field(default_factory=list)  # the case row says another stage than the workflow
+
+
+async def who_waits(
+    client: Client,
+    open_cases: dict[str, tuple[int, str]],
+    events: dict[int, list[tuple[int, str, dict[str, object]]]],
+    now: datetime,
+) -> Waiting:
+    """Query each open workflow's state; `open_cases`: workflow id → (case id, stage of the case row).
+
+    `events`: case id → its timeline as (round, action, data), to see the appeal window armed and the
+    rater's answer window still open.
+    """
+    waiting = Waiting()
+    for wid, (case_id, row_stage) in sorted(open_cases.items()):
+        snapshot: CaseSnapshot = await client.get_workflow_handle_for(CaseWorkflow.run, wid).query(CaseWorkflow.state)
+        if snapshot.stage.value != row_stage:
+            waiting.stage_differs.append(f"case {case_id}: row {row_stage}, workflow {snapshot.stage.value}")
+        this_round = [(action, data) for round_, action, data in events.get(case_id, []) if round_ == snapshot.round]
+        actions = [action for action, _ in this_round]
+        clock = any(d.state in ("running", "overdue") for d in snapshot.deadlines)
+        if snapshot.stage == Stage.FEEDBACK and "feedback_written" in actions:
+            kind = ""  # the result is written: only the system can move it on, and it has not
+        elif snapshot.stage in _CLOCKED:
+            kind = f"a person at {snapshot.stage.value}, clock running" if clock else ""
+        elif snapshot.stage == Stage.APPEAL_FILING:
+            kind = "the unit, appeal window open" if "appeal_window_opened" in actions else ""
+        elif snapshot.stage == Stage.RATER_RESPONSE:
+            respond_by = [str(data.get("respond_by", "")) for action, data in this_round if action == "feedback_sent"]
+            open_window = respond_by and datetime.fromisoformat(respond_by[-1]) > now
+            kind = "the rater, answer window open" if open_window else ""
+        else:
+            kind = ""
+        if kind:
+            waiting.kinds[kind] += 1
+        else:
+            waiting.nobody.append(f"case {case_id} ({wid}) at {snapshot.stage.value}, round {snapshot.round}")
+    return waiting
+
+
+async def histories_with(
+    client: Client, workflows: Workflows, case_ids: dict[str, int], needles: list[str]
+) -> tuple[int, list[str]]:
+    """How many runs' histories were read, and those holding any of the needles (there must be none).
+
+    A history counts as read when its payloads, decoded, show the run's own case id: proof that the
+    search looked inside the payloads, where a rater's contact would be.
+    """
+    read, found = 0, []
+    for wid in sorted(workflows.status):
+        async for execution in client.list_workflows(f"WorkflowId = '{wid}'"):
+            history = await client.get_workflow_handle(wid, run_id=execution.run_id).fetch_history()
+            text = history.to_json()
+            decoded = [text]
+            for match in _DATA.finditer(text):
+                try:
+                    decoded.append(base64.b64decode(match.group(1)).decode("utf-8", errors="replace"))
+                except (binascii.Error, ValueError):
+                    continue
+            haystack = "\n".join(decoded)
+            read += f'"case_id":{case_ids.get(wid)},' in haystack
+            seen = [n for n in needles if n in haystack or json.dumps(n)[1:-1] in haystack]
+            if seen:
+                found.append(f"{wid} run {execution.run_id}: {len(seen)} rater contact value(s)")
+    return read, found
