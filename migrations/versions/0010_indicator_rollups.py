@@ -1,7 +1,7 @@
 """indicator rollups: counts by China day and unit, the slices written to since, and the raw path's indexes
 
-`ratingrollup`, `recordrollup` and `caserollup` hold every additive count of the indicators by
-(China day, unit[, channel, target]); `rollupdirty` queues the (day, unit) slices written to since
+`ratingrollup` (and its sum over channels and targets, `ratingtotalrollup`), `recordrollup` and
+`caserollup` hold every additive count of the indicators by (China day, unit[, channel, target]); `rollupdirty` queues the (day, unit) slices written to since
 the last refresh and `rollupstate` says when that was. On PostgreSQL, statement-level triggers with
 transition tables on `rating`, `servicerecord`, `case` and `caseevent` queue the slices every
 statement touches, whoever writes (intake, batches, COPY imports, the sweep, the workflow's
@@ -159,6 +159,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("day", "unit_id", "channel", "target"),
     )
     op.create_table(
+        "ratingtotalrollup",
+        *_keys(with_channel=False),
+        *_counts(_RATING_COUNTS),
+        sa.PrimaryKeyConstraint("day", "unit_id"),
+    )
+    op.create_table(
         "recordrollup", *_keys(with_channel=False), *_counts(_RECORD_COUNTS), sa.PrimaryKeyConstraint("day", "unit_id")
     )
     op.create_table(
@@ -198,4 +204,5 @@ def downgrade() -> None:
     op.drop_table("rollupdirty")
     op.drop_table("caserollup")
     op.drop_table("recordrollup")
+    op.drop_table("ratingtotalrollup")
     op.drop_table("ratingrollup")

@@ -21,7 +21,14 @@ from models.indicators.compute import GroupCounts, GroupKey, empty_counts, group
 from models.indicators.counting import DIFFERENCES
 from models.indicators.definitions import COUNTS, LEVEL_COUNT, Dimension, Family
 from models.indicators.filters import IndicatorFilter
-from models.indicators.rollup_tables import CASE_COLUMNS, RATING_COLUMNS, case_rollup, rating_rollup, record_rollup
+from models.indicators.rollup_tables import (
+    CASE_COLUMNS,
+    RATING_COLUMNS,
+    case_rollup,
+    rating_rollup,
+    rating_total_rollup,
+    record_rollup,
+)
 from models.organisation import Region, Unit
 from models.ratings import RatingTarget
 
@@ -50,16 +57,23 @@ def servable(flt: IndicatorFilter, dimension: Dimension) -> bool:
     return flt.item_id is None and flt.staff_id is None and dimension not in (Dimension.ITEM, Dimension.STAFF)
 
 
-def _group_key(table: Table, dimension: Dimension) -> Any | None:
-    keys: dict[Dimension, Any] = {
-        Dimension.REGION: col(Unit.region_id),
-        Dimension.UNIT: table.c.unit_id,
-        Dimension.SUBUNIT: table.c.unit_id,  # folded into subtrees by report.py, as the raw groups are
-        Dimension.DAY: func.to_char(table.c.day, "YYYY-MM-DD"),
-        Dimension.MONTH: func.to_char(table.c.day, "YYYY-MM"),
+def _group_key(table: Table, dimension: Dimension) -> tuple[Any, Any] | None:
+    """What to group by, and the key shown for it (days and months as the raw report writes them).
+
+    Grouped by the date itself and formatted once per group: formatting every row first cost a
+    90-day report as much as summing it.
+    """
+    month = func.date_trunc("month", table.c.day)
+    keys: dict[Dimension, tuple[Any, Any]] = {
+        Dimension.REGION: (col(Unit.region_id), col(Unit.region_id)),
+        # Subunits are folded into subtrees by report.py, as the raw groups are.
+        Dimension.UNIT: (table.c.unit_id, table.c.unit_id),
+        Dimension.SUBUNIT: (table.c.unit_id, table.c.unit_id),
+        Dimension.DAY: (table.c.day, func.to_char(table.c.day, "YYYY-MM-DD")),
+        Dimension.MONTH: (month, func.to_char(month, "YYYY-MM")),
     }
     if "channel" in table.c:
-        keys[Dimension.CHANNEL] = table.c.channel
+        keys[Dimension.CHANNEL] = (table.c.channel, table.c.channel)
     return keys.get(dimension)
 
 
@@ -96,8 +110,8 @@ async def _sums(
     to 0 had no such row, so the raw tables have no group for it (transactions without a staff
     member under a staff filter).
     """
-    key = _group_key(table, dimension)
-    keys = [key.label("group_key")] if key is not None else []
+    grouping = _group_key(table, dimension)
+    keys = [grouping[1].label("group_key")] if grouping is not None else []
     extra = [col(Region.policy_code)] if by_profile else []
     query = (
         select(*keys, *extra, *(func.sum(table.c[name]).label(name) for name in columns))
@@ -108,7 +122,7 @@ async def _sums(
     if by_profile:
         query = query.join(Region, col(Region.id) == col(Unit.region_id))
     if keys or extra:
-        query = query.group_by(*([key] if key is not None else []), *extra)
+        query = query.group_by(*([grouping[0]] if grouping is not None else []), *extra)
     if rows_counted_by is not None:
         query = query.having(func.sum(table.c[rows_counted_by]) > 0)
     return list((await (await session.connection()).execute(query)).all())
@@ -127,7 +141,9 @@ async def rollup_groups(
 
     if dimension == Dimension.NONE:
         groups[None] = empty_counts(flt, dimension)
-    for row in await _sums(session, rating_rollup, flt, dimension, list(RATING_COLUMNS), by_profile=True):
+    by_channel = flt.channel is not None or flt.target is not None or dimension == Dimension.CHANNEL
+    ratings = rating_rollup if by_channel else rating_total_rollup
+    for row in await _sums(session, ratings, flt, dimension, list(RATING_COLUMNS), by_profile=True):
         mapping = row._mapping
         sums = {name: int(mapping[name]) for name in RATING_COLUMNS}
         part = GroupCounts(counts=dict(sums))

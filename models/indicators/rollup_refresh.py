@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, literal, select, text, true, update
+from sqlalchemy import Table, and_, delete, func, insert, literal, select, text, true, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -47,6 +47,7 @@ from models.indicators.rollup_tables import (
     ROLLUP_TABLES,
     case_rollup,
     rating_rollup,
+    rating_total_rollup,
     record_rollup,
     rollup_dirty,
     rollup_state,
@@ -85,7 +86,16 @@ def _rating_statements(flt: IndicatorFilter) -> list[Any]:
         .where(*filter_conditions(Family.RATINGS, flt, Dimension.NONE))
         .group_by(*keys)
     )
-    return [insert(rating_rollup).from_select(["day", "unit_id", "channel", "target", *RATING_COLUMNS], query)]
+    fine = rating_rollup.c
+    summed = (
+        select(fine.day, fine.unit_id, *(func.sum(fine[name]) for name in RATING_COLUMNS))
+        .where(*_slice_of(rating_rollup, flt.period, flt.units))
+        .group_by(fine.day, fine.unit_id)
+    )
+    return [
+        insert(rating_rollup).from_select(["day", "unit_id", "channel", "target", *RATING_COLUMNS], query),
+        insert(rating_total_rollup).from_select(["day", "unit_id", *RATING_COLUMNS], summed),
+    ]
 
 
 def _record_statements(flt: IndicatorFilter) -> list[Any]:
@@ -166,13 +176,15 @@ def _case_statements(flt: IndicatorFilter) -> list[Any]:
 def slice_statements(period: Period, units: frozenset[int] | None) -> list[Any]:
     """Replace the rollup's rows of these days and units (None: every unit) with the raw tables' counts."""
     flt = IndicatorFilter(period=period, units=units)
-    deletes = []
-    for table in ROLLUP_TABLES:
-        where = [table.c.day >= period.first, table.c.day <= period.last]
-        if units is not None:
-            where.append(table.c.unit_id.in_(sorted(units)))
-        deletes.append(delete(table).where(*where))
+    deletes = [delete(table).where(*_slice_of(table, period, units)) for table in ROLLUP_TABLES]
     return [*deletes, *_rating_statements(flt), *_record_statements(flt), *_case_statements(flt)]
+
+
+def _slice_of(table: Table, period: Period, units: frozenset[int] | None) -> list[Any]:
+    where = [table.c.day >= period.first, table.c.day <= period.last]
+    if units is not None:
+        where.append(table.c.unit_id.in_(sorted(units)))
+    return where
 
 
 def definition_digest() -> str:

@@ -1,10 +1,11 @@
 """The rollup of counts (统计汇总表): every additive count by China day and unit, kept by runtime/refresh_indicators.py.
 
-Three tables, one per kind of row counted, each keyed by the China day that places the row and the
-unit it belongs to (docs/indicators.md, "Rollups"):
+A table per kind of row counted, each keyed by the China day that places the row and the unit it
+belongs to (docs/indicators.md, "Rollups"):
 
 - `ratingrollup`: ratings by submitted day, the record's unit, channel and target; a column per
   ratings count (levels included, so the score is re-weighed by the region's profile when read).
+  `ratingtotalrollup` sums it over channels and targets, for the reports that need neither.
 - `recordrollup`: completed transactions by completion day and unit; "rated" once for any target,
   once for item ratings and once for staff ratings (a staff filter counts only records with a staff
   member), since a transaction is rated per target.
@@ -63,6 +64,15 @@ rating_rollup = Table(
     Column("target", String(32), primary_key=True),
     *_counts(RATING_COLUMNS),
 )
+# The same counts summed over channels and targets: what a report neither filtered nor grouped by either reads
+# (a unit's day is one row here, about ten in ratingrollup).
+rating_total_rollup = Table(
+    "ratingtotalrollup",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("unit_id", Integer, primary_key=True),
+    *_counts(RATING_COLUMNS),
+)
 record_rollup = Table(
     "recordrollup",
     metadata,
@@ -96,7 +106,7 @@ rollup_state = Table(
     Column("refreshed_at", UTCDateTime, nullable=False),  # every write committed before this is counted
 )
 
-ROLLUP_TABLES = (rating_rollup, record_rollup, case_rollup)
+ROLLUP_TABLES = (rating_rollup, rating_total_rollup, record_rollup, case_rollup)
 
 # The raw path's indexes: a period's ratings and cases (a report and a slice's refresh find them by time),
 # and a staff member's transactions (a staff report reads the raw tables).
