@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, not_, or_, select, true
+from sqlalchemy import ColumnElement, and_, func, not_, or_, select, true
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
@@ -243,24 +243,32 @@ def _rectification_late() -> Condition:
 
 
 def _cannot_rectify_pending() -> Condition:
-    """A request of the case's current round with no decision after it (a new round drops a pending request)."""
-    request, decision = aliased(CaseEvent, name="cr_request"), aliased(CaseEvent, name="cr_decision")
-    undecided = (
-        ~select(col(decision.id))
+    """A request of the case's current round with no decision after it (a new round drops a pending request).
+
+    Some such request exists exactly when the case's last request of this round came after its last
+    decision: compared as two per-case maxima, which PostgreSQL evaluates case by case through the
+    case_id index. Written as NOT EXISTS inside EXISTS it was planned as one anti-join of every
+    request with every decision in the table, whatever the period (0.6 s for a day's cases at 10
+    million ratings, growing with the square of the requests).
+    """
+    last_request = (
+        select(func.max(col(CaseEvent.id)))
         .where(
-            col(decision.case_id) == Case.id,
-            col(decision.action).in_(("cannot_rectify_approved", "cannot_rectify_refused")),
-            col(decision.id) > col(request.id),
+            col(CaseEvent.case_id) == Case.id,
+            col(CaseEvent.action) == "cannot_rectify_requested",
+            col(CaseEvent.round) == Case.round,
         )
-        .exists()
+        .scalar_subquery()
     )
-    pending = select(col(request.id)).where(
-        col(request.case_id) == Case.id,
-        col(request.action) == "cannot_rectify_requested",
-        col(request.round) == Case.round,
-        undecided,
+    last_decision = (
+        select(func.max(col(CaseEvent.id)))
+        .where(
+            col(CaseEvent.case_id) == Case.id,
+            col(CaseEvent.action).in_(("cannot_rectify_approved", "cannot_rectify_refused")),
+        )
+        .scalar_subquery()
     )
-    return and_(_ADOPTED, col(Case.stage) == Stage.RECTIFICATION, pending.exists())
+    return and_(_ADOPTED, col(Case.stage) == Stage.RECTIFICATION, last_request > func.coalesce(last_decision, 0))
 
 
 def _overdue_open() -> Condition:
