@@ -45,14 +45,18 @@ class RollupRefresher:
                 done = await self._refresh_unless_stopped(stop)
                 if done is None:
                     return
-                if done.full or done.slices:
-                    log.info(
-                        "indicator rollup %s: %d slices in %.2f s, as of %s",
-                        "built" if done.full else "refreshed",
-                        done.slices,
-                        done.seconds,
-                        done.as_of,
-                    )
+                # Every turn refreshes something on a busy day: only builds and slow refreshes are worth a line.
+                level = logging.INFO if done.full else logging.DEBUG
+                if not done.full and done.seconds > self._interval:
+                    level = logging.WARNING  # longer than the pause between turns: the figures age by more
+                log.log(
+                    level,
+                    "indicator rollup %s: %d slices in %.2f s, as of %s",
+                    "built" if done.full else "refreshed",
+                    done.slices,
+                    done.seconds,
+                    done.as_of,
+                )
             except RollupUnavailable as exc:
                 log.error("indicator rollup not refreshed: %s; reports read the raw tables", exc)
             except Exception:  # noqa: BLE001 - the database may be down for a while: try again next turn
