@@ -176,6 +176,10 @@ def copies_for(
 async def lock_records(session: AsyncSession, record_ids: Iterable[int]) -> None:
     """Hold the records until commit, in id order (no deadlock between two writers).
 
+    The ratings are read by the caller in a statement of their own, after the lock is granted: a
+    statement that waited for a lock still sees the tables as they were when it began (READ COMMITTED),
+    so one that locked and read the ratings together would miss the rating its lock waited for.
+
     PostgreSQL: FOR NO KEY UPDATE, so writers of ratings wait for each other, while rows that merely
     reference a record (an invitation, a rating's foreign key check) do not. SQLite has one writer at
     a time for the whole file, and its driver starts a transaction only at the first write: a write
