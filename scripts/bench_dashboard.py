@@ -281,7 +281,8 @@ async def run(args: argparse.Namespace) -> None:
 async def _sizes(db: Database) -> dict[str, tuple[int, str]]:
     found = {}
     async with db.engine.connect() as conn:
-        for table in ("rating", "servicerecord", '"case"', "caseevent", "ratingrollup", "recordrollup", "caserollup"):
+        raw = ("rating", "servicerecord", '"case"', "caseevent")
+        for table in (*raw, "ratingrollup", "ratingtotalrollup", "recordrollup", "caserollup"):
             rows = (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one()
             size = (await conn.execute(text(f"SELECT pg_size_pretty(pg_total_relation_size('{table}'))"))).scalar()
             found[table.strip('"')] = (rows, str(size))
