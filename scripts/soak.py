@@ -25,14 +25,21 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
-from soak_books import Books, count_answers, count_notices, count_ratings_and_cases, count_steps, wait_quiet
+from soak_books import (
+    Books,
+    count_answers,
+    count_notices,
+    count_ratings_and_cases,
+    count_steps,
+    notices_settled,
+    wait_quiet,
+)
 from soak_client import Client, Ledger, Person
 from soak_load import Load
 from soak_stack import Stack
-from soak_workflows import histories_with, listed_like, who_waits
+from soak_workflows import histories_with, look_at_cases
 
 from runtime.seed import DemoCredentials
 from runtime.temporal import connect
@@ -111,7 +118,7 @@ async def run(args: argparse.Namespace, stack: Stack, demo: DemoCredentials) -> 
             )
             if chosen.response.status_code != 200:
                 raise SystemExit(f"could not choose policy {args.policy}: {chosen.response.text}")
-        load = Load(client, people, units, demo.api_key, stack.sink, random.Random(args.seed), args.think)
+        load = Load(client, people, units, demo.api_key, stack.sink, args.think)
         duration = args.minutes * 60
         print(
             f"▶ load for {duration:.0f}s: {args.rate}/s ratings, {args.bad_share:.0%} bad, seed {args.seed}", flush=True
@@ -138,24 +145,21 @@ async def check_books(stack: Stack, ledger: Ledger, bounced: list[Restart], left
     books = Books()
     books.add("quiet: nothing in motion", 0, sum(left.values()))
     books.explain("still in motion", [f"{name}: {n}" for name, n in left.items() if n])
-    [(now,)] = stack.sql("SELECT now()")
-    assert isinstance(now, datetime)
+    # Timers still fire notices: the books take those due by now, once sent, then the sink as it stands.
+    now = await notices_settled(stack, timeout=60)
     assert stack.sink is not None
     mails = list(stack.sink.messages)
     count_ratings_and_cases(books, stack, ledger)
     client = await connect(stack.settings)
-    rows = stack.sql('SELECT id, workflow_id, stage FROM "case"')
-    open_cases = {str(w): (int(str(c)), str(s)) for c, w, s in rows if s not in ("closed", "not_adopted")}
-    listed = await listed_like(client, stack.workflow_id_prefix, set(open_cases), {str(w) for _, w, _ in rows}, 60)
+    view = await look_at_cases(stack, client)
+    rows, listed, waiting, open_cases = view.rows, view.listed, view.waiting, view.open_cases
     books.add("case workflows in Temporal (by id prefix) = cases", len(rows), len(listed.status))
+    rounds = sum(round_ for _, _, _, round_ in rows)
+    books.add("workflow runs = rounds (a reopened round is a run)", rounds, listed.runs)
     books.add("running workflows = open cases", len(open_cases), len(listed.running & set(open_cases)))
-    events: dict[int, list[tuple[int, str, dict[str, object]]]] = {}
-    for case_id, round_, action, data in stack.sql("SELECT case_id, round, action, data FROM caseevent ORDER BY id"):
-        timeline = events.setdefault(int(str(case_id)), [])
-        timeline.append((int(str(round_)), str(action), data if isinstance(data, dict) else {}))
-    waiting = await who_waits(client, open_cases, events, now)
     books.add("open cases waiting for someone the system chases", len(open_cases), sum(waiting.kinds.values()))
     books.explain("open cases waiting for nobody", waiting.nobody)
+    books.notes.append("    plans: " + ", ".join(f"{plan} {n}" for plan, n in sorted(ledger.plans.items())))
     for kind, n in sorted(waiting.kinds.items()):
         books.notes.append(f"    waiting for {kind}: {n}")
     books.add("case rows at the workflow's stage", len(open_cases), len(open_cases) - len(waiting.stage_differs))
@@ -164,7 +168,7 @@ async def check_books(stack: Stack, ledger: Ledger, bounced: list[Restart], left
     count_notices(books, stack, ledger, mails, now)
     count_answers(books, ledger)
     needles = [v for case in ledger.cases.values() for v in (case.rater_email, case.rater_phone) if v]
-    case_ids = {str(w): int(str(c)) for c, w, _ in rows}
+    case_ids = {wid: case_id for case_id, wid, _, _ in rows}
     read, leaked = await histories_with(client, listed, case_ids, needles)
     books.add("workflow runs' histories read, payloads decoded", listed.runs, read)
     books.add("workflow histories holding rater contact", 0, len(leaked))
@@ -227,7 +231,9 @@ def main() -> None:
     def interrupt(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
+    # Both installed explicitly: a shell starting the script in the background sets SIGINT to "ignore".
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
     stack = Stack(Path(tempfile.mkdtemp(prefix="hcp-soak-")), args.apis, args.workers, notice_lease_seconds=15.0)
     code = 1
     try:

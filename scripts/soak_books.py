@@ -89,6 +89,24 @@ async def wait_quiet(stack: Stack, ledger: Ledger, timeout: float) -> dict[str, 
         await asyncio.sleep(1)
 
 
+async def notices_settled(stack: Stack, timeout: float) -> datetime:
+    """A moment, and the wait until every notice due by then is sent (or failed): the notices the books take."""
+    [(now,)] = stack.sql("SELECT now()")
+    assert isinstance(now, datetime)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        [(moving,)] = stack.sql(
+            "SELECT count(*) FROM notification WHERE status IN ('pending', 'sending')"
+            " AND created_at <= %s AND (next_attempt_at IS NULL OR next_attempt_at <= %s)",
+            now,
+            now,
+        )
+        if moving == 0:
+            break
+        await asyncio.sleep(0.5)
+    return now
+
+
 def count_ratings_and_cases(books: Books, stack: Stack, ledger: Ledger) -> None:
     [(ratings, bad, cases, starts, undispatched)] = stack.sql(
         "SELECT (SELECT count(*) FROM rating), (SELECT count(*) FROM rating WHERE is_bad),"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ class CaseInfo:
     unit_id: int
     rater_email: str | None
     rater_phone: str | None
+    rng: random.Random  # the case's own draws: its plan and the pauses of the people working it
     round: int = 1
     steps_sent: int = 0  # numbers the Idempotency-Keys of its steps
 
@@ -53,6 +55,7 @@ class Ledger:
     cases: dict[int, CaseInfo] = field(default_factory=dict)
     steps: list[StepTaken] = field(default_factory=list)
     rater_answers: list[tuple[int, int]] = field(default_factory=list)  # (case id, round) answered
+    plans: Counter[str] = field(default_factory=Counter)  # how many cases followed each plan
     answers: Counter[tuple[str, int]] = field(default_factory=Counter)  # (what, status) of every answer
     lost_connections: int = 0
     not_taken_retried: int = 0  # 503 answers that were retried

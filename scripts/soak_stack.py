@@ -88,7 +88,12 @@ class Stack:
             temporal_address=f"127.0.0.1:{self.temporal_port}",
             temporal_task_queue="hcp-soak",
             workflow_id_prefix=self.workflow_id_prefix,
+            smtp_host="127.0.0.1",
             smtp_port=self.smtp_port,
+            smtp_username="",
+            smtp_password="",
+            smtp_use_tls=False,
+            upstream_url="",
             public_base_url=f"http://127.0.0.1:{self.api_ports[0]}",
             secret_key=secrets.token_urlsafe(48),
             pii_keys=self.pii_key,
@@ -112,7 +117,12 @@ class Stack:
             "HCP_TEMPORAL_ADDRESS": s.temporal_address,
             "HCP_TEMPORAL_TASK_QUEUE": s.temporal_task_queue,
             "HCP_WORKFLOW_ID_PREFIX": s.workflow_id_prefix,
+            "HCP_SMTP_HOST": s.smtp_host,
             "HCP_SMTP_PORT": str(s.smtp_port),
+            "HCP_SMTP_USERNAME": "",
+            "HCP_SMTP_PASSWORD": "",
+            "HCP_SMTP_USE_TLS": "false",
+            "HCP_UPSTREAM_URL": "",  # no pushes to a provincial platform from a soak
             "HCP_PUBLIC_BASE_URL": s.public_base_url,
             "HCP_SECRET_KEY": s.secret_key,
             "HCP_PII_KEYS": s.pii_keys,
@@ -120,6 +130,7 @@ class Stack:
             "HCP_NOTICE_LEASE_SECONDS": str(s.notice_lease_seconds),
             "PYTHONUNBUFFERED": "1",
         }
+        # None of the caller's HCP_ variables reach the stack; the ones set here also override a .env file.
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("HCP_")}
         return {**inherited, **values}
 

@@ -17,9 +17,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from soak_stack import Stack
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from models.case.vocabulary import CaseSnapshot, Stage
+from models.case.vocabulary import TERMINAL_STAGES, CaseSnapshot, Stage
 from workflows.case import CaseWorkflow
 
 # Stages where a person acts next, chased by the stage's running clock.
@@ -60,14 +61,56 @@ async def list_cases(client: Client, prefix: str) -> Workflows:
     return found
 
 
-async def listed_like(client: Client, prefix: str, open_ids: set[str], all_ids: set[str], timeout: float) -> Workflows:
-    """The listing once visibility has caught up with the database (it lags the workflows by a moment)."""
+@dataclass
+class CaseView:
+    """One consistent look at the cases: their rows, Temporal's listing, and what each open one waits for."""
+
+    rows: list[tuple[int, str, str, int]]  # case id, workflow id, stage, round
+    listed: Workflows
+    waiting: Waiting
+
+    @property
+    def open_cases(self) -> dict[str, tuple[int, str]]:
+        return {wid: (case_id, stage) for case_id, wid, stage, _ in self.rows if Stage(stage) not in TERMINAL_STAGES}
+
+    @property
+    def consistent(self) -> bool:
+        ids = {wid for _, wid, _, _ in self.rows}
+        return (
+            set(self.listed.status) == ids
+            and self.listed.running == set(self.open_cases)
+            and not self.waiting.stage_differs
+        )
+
+
+async def look_at_cases(stack: Stack, client: Client, timeout: float = 90.0) -> CaseView:
+    """Rows, listing and states, read again until they agree and the rows did not change meanwhile.
+
+    Timers go on after the load stops (a rater's silence closes a case, an appeal window runs out) and
+    Temporal's listing lags a moment behind: one look may catch a case in the middle of a move.
+    """
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        found = await list_cases(client, prefix)
-        if (set(found.status) == all_ids and found.running == open_ids) or asyncio.get_running_loop().time() > deadline:
-            return found
+        rows = _case_rows(stack)
+        events: dict[int, list[tuple[int, str, dict[str, object]]]] = {}
+        for case_id, round_, action, data in stack.sql(
+            "SELECT case_id, round, action, data FROM caseevent ORDER BY id"
+        ):
+            timeline = events.setdefault(int(str(case_id)), [])
+            timeline.append((int(str(round_)), str(action), data if isinstance(data, dict) else {}))
+        [(now,)] = stack.sql("SELECT now()")
+        assert isinstance(now, datetime)
+        listed = await list_cases(client, stack.workflow_id_prefix)
+        view = CaseView(rows, listed, Waiting())
+        view.waiting = await who_waits(client, view.open_cases, events, now)
+        if (view.consistent and _case_rows(stack) == rows) or asyncio.get_running_loop().time() > deadline:
+            return view
         await asyncio.sleep(1)
+
+
+def _case_rows(stack: Stack) -> list[tuple[int, str, str, int]]:
+    found = stack.sql('SELECT id, workflow_id, stage, round FROM "case" ORDER BY id')
+    return [(int(str(c)), str(w), str(s), int(str(r))) for c, w, s, r in found]
 
 
 @dataclass
