@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter
 from pydantic import BaseModel
@@ -11,7 +12,7 @@ from sqlmodel import col, select
 
 from api.deps import CurrentUser, SessionDep, visible_unit_ids
 from api.errors import api_error, error_responses
-from api.params import AuditLimit, Offset, QueryText
+from api.params import AuditLimit, IsoText, Offset, QueryText
 from models.audit import AuditEvent, AuditEventRead
 from models.roles import Role
 
@@ -33,7 +34,7 @@ async def list_audit_events(
     target_type: QueryText = None,
     target_id: QueryText = None,
     actor: QueryText = None,
-    since: datetime | None = None,
+    since: Annotated[datetime | None, IsoText] = None,
     limit: AuditLimit = 100,
     offset: Offset = 0,
 ) -> AuditPage:

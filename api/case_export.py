@@ -23,7 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.deps import CurrentUser, SessionDep, audit_user_action, get_db, visible_unit_ids
 from api.errors import api_error
-from api.params import OptionalIdQuery
+from api.params import IsoText, OptionalIdQuery
 from models.db import Database, utcnow
 from models.national_tables import table10, table11
 from models.national_tables.codes import table11_codes
@@ -124,8 +124,8 @@ async def exporter(user: CurrentUser) -> User:
 
 
 Exporter = Annotated[User, Depends(exporter)]
-FirstDay = Annotated[date, Query(alias="from", description="First day (China time), YYYY-MM-DD")]
-LastDay = Annotated[date, Query(alias="to", description="Last day, included (China time), YYYY-MM-DD")]
+FirstDay = Annotated[date, IsoText, Query(alias="from", description="First day (China time), YYYY-MM-DD")]
+LastDay = Annotated[date, IsoText, Query(alias="to", description="Last day, included (China time), YYYY-MM-DD")]
 RegionCode = Annotated[str | None, Query(min_length=1, max_length=12, description="行政区划代码 of the case's unit")]
 _CSV: dict[int | str, dict[str, Any]] = {
     200: {"description": "UTF-8 with a BOM", "content": {"text/csv": {}}},

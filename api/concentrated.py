@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.deps import CurrentUser, SessionDep, visible_unit_ids
 from api.errors import api_error, error_responses
-from api.params import OptionalIdQuery
+from api.params import IsoText, OptionalIdQuery
 from models.case.step_inputs import ZonedDatetime
 from models.concentration import ConcentratedProblem, ConcentrationKind, find_concentrated
 from models.db import utcnow
@@ -83,6 +83,7 @@ KindFilter = Annotated[
 ]
 Until = Annotated[
     ZonedDatetime | None,
+    IsoText,
     Query(description="The end of the period, with a timezone (2026-12-01T00:00:00+08:00); omitted: now"),
 ]
 

@@ -7,9 +7,11 @@ parameter. The same goes for offsets the database would refuse and years the cal
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import Header, Path, Query
+from pydantic import BeforeValidator
 
 from api.idempotency import MAX_KEY_LENGTH
 
@@ -19,6 +21,20 @@ MAX_OFFSET = 1_000_000
 MIN_YEAR, MAX_YEAR = 2000, 2100
 MAX_QUERY_TEXT = 200
 
+
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _not_a_number(value: object) -> object:
+    # pydantic reads a bare number as a Unix time ("0.5" is 1970-01-01T00:00:00.5Z), which the schema does not
+    # document and no caller means: a date or time in a query is ISO 8601 text.
+    if isinstance(value, str) and _NUMBER.fullmatch(value):
+        raise ValueError(f"须为 ISO 8601 日期或时间，例如 2026-12-01 或 2026-12-01T00:00:00+08:00（收到 {value!r}）")
+    return value
+
+
+# Wrap a date or datetime query parameter's type: Annotated[datetime | None, IsoText, Query(...)].
+IsoText = BeforeValidator(_not_a_number)
 
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="A database id (1–2147483647)")]
 IdQuery = Annotated[int, Query(ge=1, le=MAX_ID, description="A database id (1–2147483647)")]

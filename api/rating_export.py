@@ -15,6 +15,7 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import CurrentAdmin, SessionDep, audit_user_action, get_db
 from api.errors import api_error
+from api.params import IsoText
 from models.db import Database
 from models.table9_export import Table9Export, day_range
 
@@ -34,8 +35,8 @@ async def export_ratings(
     session: SessionDep,
     db: Annotated[Database, Depends(get_db)],
     admin: CurrentAdmin,
-    first: Annotated[date, Query(alias="from", description="First day (China time), YYYY-MM-DD")],
-    last: Annotated[date, Query(alias="to", description="Last day, included (China time), YYYY-MM-DD")],
+    first: Annotated[date, IsoText, Query(alias="from", description="First day (China time), YYYY-MM-DD")],
+    last: Annotated[date, IsoText, Query(alias="to", description="Last day, included (China time), YYYY-MM-DD")],
 ) -> StreamingResponse:
     """Every rating submitted from `from` to `to` (days included, China time) as GB/T 39046-2020 表9."""
     if last < first:

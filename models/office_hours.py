@@ -9,17 +9,40 @@ The rater's own messages are never held.
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from typing import Annotated
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema, model_validator
 
 from models.deadlines import CHINA_TZ, WorkdayCalendar
+
+
+def _local(value: time) -> time:
+    # A time with an offset cannot be compared with one without (a TypeError, not a refusal), and the hours
+    # are Beijing time by definition.
+    if value.tzinfo is not None:
+        raise ValueError("office hours are Beijing time (Asia/Shanghai): give them without an offset, e.g. 08:30")
+    return value
+
+
+# Not JSON Schema's "time" format: that is RFC 3339's, which always carries an offset.
+LocalTime = Annotated[
+    time,
+    AfterValidator(_local),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$",
+            "description": "Beijing time without an offset, HH:MM or HH:MM:SS",
+        }
+    ),
+]
 
 
 class OfficeHours(BaseModel):
     """A profile's office hours (Asia/Shanghai) and the notice kinds they hold back."""
 
-    opens: time = time(8, 30)
-    closes: time = time(17, 30)
+    opens: LocalTime = time(8, 30)
+    closes: LocalTime = time(17, 30)
     applies_to: list[str] = Field(
         default_factory=lambda: ["reminder", "escalation"],
         description="Notice kinds held until office hours; empty: none is held",
@@ -48,7 +71,8 @@ def next_office_time(moment: datetime, hours: OfficeHours, calendar: WorkdayCale
             if local < opens:
                 return opens.astimezone(moment.tzinfo)
             if local < closes:
-                return moment
+                # `moment` itself on its own day; on a later day, its midnight (an office that opens at 00:00).
+                return local.astimezone(moment.tzinfo)
         day += timedelta(days=1)
         local = datetime.combine(day, time.min, tzinfo=CHINA_TZ)
     return moment

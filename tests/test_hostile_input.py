@@ -93,6 +93,50 @@ async def test_out_of_range_ids_on_other_routes_are_4xx(offline_api: httpx.Async
         await assert_still_serving(offline_api)
 
 
+# Dates and times in a query are ISO 8601 text; pydantic alone reads a bare number as a Unix time ("0.5" was
+# 1970-01-01T00:00:00.5Z and answered 200). Found by tests/test_fuzz_api.py.
+NUMBERS_FOR_TIMES: list[tuple[str, str]] = [
+    ("/api/v1/cases?due_before=0.5", "due_before"),
+    ("/api/v1/audit?since=1700000000", "since"),
+    ("/api/v1/concentrated-problems?until=0", "until"),
+    ("/api/v1/exports/table10.csv?from=0&to=2026-01-31", "from"),
+    ("/api/v1/exports/table11.csv?from=2026-01-01&to=86400", "to"),
+    ("/api/v1/ratings/export?from=2026-01-01&to=1e5", "to"),
+]
+
+
+async def test_numbers_for_dates_and_times_in_a_query_are_422(
+    offline_api: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    for url, field in NUMBERS_FOR_TIMES:
+        response = await offline_api.get(url, headers=admin)
+        assert_error(response, 422, "invalid_request", field)
+        assert "ISO 8601" in response.text, response.text
+    # The documented forms are still taken.
+    for url in (
+        "/api/v1/cases?due_before=2026-12-01T00:00:00%2B08:00",
+        "/api/v1/audit?since=2026-12-01T00:00:00%2B08:00",
+        "/api/v1/concentrated-problems?until=2026-12-01T00:00:00%2B08:00",
+        "/api/v1/exports/table10.csv?from=2026-01-01&to=2026-01-31",
+    ):
+        assert (await offline_api.get(url, headers=admin)).status_code == 200, url
+
+
+async def test_office_hours_with_an_offset_are_422_and_write_no_version(
+    offline_api: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    """A time with an offset beside one without made the profile check compare them: a TypeError, a 500."""
+    profile = (await offline_api.get("/api/v1/policies/national", headers=admin)).json()["profile"]
+    versions = (await offline_api.get("/api/v1/policies/national/versions", headers=admin)).json()
+    for opens, closes in (("08:30:00+08:00", "17:30"), ("08:30", "17:30Z"), ("08:30+08:00", "17:30+08:00")):
+        hours = {**profile["office_hours"], "opens": opens, "closes": closes}
+        body = {"profile": {**profile, "office_hours": hours}, "note": "带时区的办公时间"}
+        response = await offline_api.put("/api/v1/policies/national", json=body, headers=admin)
+        assert response.status_code == 422, response.text
+        assert "Beijing time" in response.text and "office_hours" in response.text, response.text
+    assert (await offline_api.get("/api/v1/policies/national/versions", headers=admin)).json() == versions
+
+
 async def test_unknown_fields_are_refused_naming_them(
     offline_api: httpx.AsyncClient, demo: DemoCredentials, admin: dict[str, str]
 ) -> None:

@@ -8,6 +8,7 @@ names the request that found it.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import httpx
@@ -51,6 +52,23 @@ async def test_the_schema_has_one_error_body_and_every_error_status(offline_api:
     assert "404" in schema["paths"]["/api/v1/admin/users/{user_id}"]["patch"]["responses"]
     assert "409" in schema["paths"]["/api/v1/cases/{case_id}/accept"]["post"]["responses"]
     assert "404" not in schema["paths"]["/api/v1/calendar/{year}"]["get"]["responses"]
+
+
+async def test_office_hours_are_documented_as_the_local_times_served(
+    offline_api: httpx.AsyncClient, demo: DemoCredentials
+) -> None:
+    """JSON Schema's "time" format is RFC 3339's, with an offset; office hours are Beijing time without one.
+
+    The schema said "time" while the API served "08:30:00" (found by tests/test_fuzz_api.py): a client
+    checking formats refused every policy.
+    """
+    schema = (await offline_api.get("/openapi.json")).json()
+    admin = await login(offline_api, "admin", demo.passwords["admin"])
+    served = (await offline_api.get("/api/v1/policies/national", headers=admin)).json()["profile"]["office_hours"]
+    for name in ("opens", "closes"):
+        documented = schema["components"]["schemas"]["OfficeHours"]["properties"][name]
+        assert "format" not in documented, documented
+        assert re.fullmatch(documented["pattern"], served[name]), (documented, served[name])
 
 
 def test_the_watch_flags_undocumented_statuses_and_wrong_bodies(settings: Settings) -> None:

@@ -20,7 +20,7 @@ from api.cases.scope import scope_conditions, summary, summary_query, visible_ca
 from api.cases.steps import failure_refusal, poll_update
 from api.deps import CurrentUser, SessionDep, TemporalDep
 from api.errors import api_error
-from api.params import IdPath, Limit, Offset, OptionalIdQuery
+from api.params import IdPath, IsoText, Limit, Offset, OptionalIdQuery
 from models.calendar import LoadedCalendar, load_calendar
 from models.case.records import (
     Case,
@@ -66,7 +66,7 @@ async def list_cases(
     unit_id: OptionalIdQuery = None,
     overdue: bool | None = None,
     escalation_rung: Annotated[int | None, Query(ge=0, le=5, description="at least this rung")] = None,
-    due_before: Annotated[datetime | None, Query(description="next running deadline before this time")] = None,
+    due_before: Annotated[datetime | None, IsoText, Query(description="next running deadline before this time")] = None,
     round: Annotated[int | None, Query(ge=1, le=100)] = None,  # noqa: A002 - the domain's word (第几轮)
     sort: Annotated[
         Literal["newest", "due"], Query(description="newest first, or the nearest running deadline first")
