@@ -129,7 +129,9 @@ def compute_due(start: datetime, spec: DeadlineSpec, calendar: WorkdayCalendar |
     if start.tzinfo is None:
         raise ValueError("start must be timezone-aware")
     if spec.unit != "working_days":
-        return DueDate(at=(start + spec.as_timedelta()).astimezone(UTC))
+        # In UTC: adding to a wall clock with daylight saving time (a start written in such a zone) would be off
+        # by the hour it skips or repeats.
+        return DueDate(at=start.astimezone(UTC) + spec.as_timedelta())
     return _due_of(_walk_working_days(start, spec.amount, calendar or ChineseStatutoryCalendar()))
 
 

@@ -8,7 +8,9 @@ deadlines of a running case.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import StrEnum
+from itertools import pairwise
 from typing import Annotated, Literal, cast
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
@@ -48,6 +50,11 @@ class DeadlineRule(BaseModel):
         for spec in value:
             if spec.unit == "working_days":
                 raise ValueError("reminders are set in natural time before the deadline (h, m or d), not working days")
+        moments = [spec.as_timedelta() for spec in value]
+        repeated = sorted({str(spec) for spec in value if moments.count(spec.as_timedelta()) > 1})
+        if repeated:
+            # Two reminders at one moment would send the unit two identical notices at once.
+            raise ValueError(f"two reminders at the same moment before the deadline: {', '.join(repeated)}")
         return sorted(value, key=lambda s: s.as_timedelta(), reverse=True)
 
 
@@ -74,6 +81,10 @@ class EscalationRung(BaseModel):
         if value is not None and value.unit == "working_days":
             raise ValueError("escalation delays are natural time (h, m or d)")
         return value
+
+    def delay(self) -> timedelta:
+        """How long after the due this rung fires."""
+        return self.after_overdue.as_timedelta() if self.after_overdue else timedelta(0)
 
 
 class RatingWindows(BaseModel):
@@ -271,6 +282,13 @@ class PolicyProfile(BaseModel):
             raise ValueError(f"deadlines missing: {', '.join(missing)}")
         if [r.rung for r in self.escalation] != list(range(1, len(self.escalation) + 1)):
             raise ValueError("escalation rungs must be numbered 1, 2, ... in order")
+        for earlier, later in pairwise(self.escalation):
+            # Rungs fire one after another: a later rung set before an earlier one would fire with it, unannounced.
+            if later.delay() < earlier.delay():
+                raise ValueError(
+                    f"escalation rung {later.rung} ({later.after_overdue or 'at once'}) comes before rung "
+                    f"{earlier.rung} ({earlier.after_overdue}): a later rung's after_overdue may not be shorter"
+                )
         if not any(rule.bad for rule in self.levels):
             raise ValueError("at least one level must be a bad review")
         if self.rating.default_level is not None and self.is_bad(self.rating.default_level):
