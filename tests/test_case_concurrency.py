@@ -52,6 +52,8 @@ REFUSAL_REASON = {
     "feedback": r"反馈已提交|阶段",
     "extension-requests": r"已有一项延期申请待审批",
     "ledger": r"已列入台账|阶段",
+    "deadline-extension": r"已延期至该时间",
+    "reassignment": r"已由该单位承办",
 }
 VERIFY = {"verdict": "valid", "findings": "当日仅开一个窗口，属实", "judgement": "reasonable"}
 
@@ -209,6 +211,40 @@ async def test_eight_clerks_click_the_same_step_at_once_one_is_taken(
     assert len(_sms_of_case(patient, case_id)) == 1
     # Nobody else was told anything: the clerks' clicks that lost sent no mail.
     assert len(mailbox.messages) == 2
+
+
+async def test_a_supervisor_sends_an_extension_and_a_reassignment_twice_at_once(
+    dev_server: WorkflowEnvironment, patient: Settings, db: Database, demo: DemoCredentials, mailbox: MailSink
+) -> None:
+    async with _stack(dev_server, patient, db) as api:
+        staff = await login(api, "scj_staff", demo.passwords["scj_staff"])
+        supervisor = await login(api, "supervisor", demo.passwords["supervisor"])
+        case_id = await open_case(api, demo, staff, timeout=30)
+        due = await _due(api, case_id, staff, "verification")
+        extend = {
+            "deadline": "verification",
+            "new_due_at": (due + timedelta(days=2)).isoformat(),
+            "reason": "节前人手紧张",
+        }
+        reassign = {"to_unit_id": 3, "reason": "属人社局职责"}
+        for step, body in (("deadline-extension", extend), ("reassignment", reassign)):
+            # Sent from two tabs: the repeat is told the step was taken, not that its date or unit is wrong.
+            answers = await asyncio.gather(
+                *(
+                    api.post(
+                        f"/api/v1/cases/{case_id}/{step}", json=body, headers={**supervisor, "Idempotency-Key": key}
+                    )
+                    for key in (f"{step}-1", f"{step}-2")
+                )
+            )
+            _assert_one_taken(list(answers), step)
+            assert {a.json()["detail"]["code"] for a in answers if a.status_code == 409} == {"already_taken"}
+            assert await _effects(db, case_id, step) == (1, 1, 1), step
+        # The new unit's staff hear of the case once.
+        [notice] = await _sent_notices(db, case_id, "reassigned", 1)
+        assert notice.recipient_ref == "user:5"
+    assert len(_mails_of_case(mailbox, "rsj@hcp.localhost", case_id, "reassigned")) == 1
+    assert len(mailbox.messages) == 1
 
 
 FULL_CASE: tuple[tuple[str, dict[str, Any]], ...] = (

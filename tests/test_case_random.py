@@ -63,7 +63,7 @@ EPISODES = 6
 CI_SEED = 20261121
 STEPS = 30
 PEOPLE = [SCJ_STAFF, RSJ_STAFF, SUPERVISOR, REVIEWER, RATER_ACTOR]
-REFUSALS = {ErrorType.WRONG_STAGE, ErrorType.NOT_ALLOWED, ErrorType.INVALID_INPUT}
+REFUSALS = {ErrorType.WRONG_STAGE, ErrorType.ALREADY_TAKEN, ErrorType.NOT_ALLOWED, ErrorType.INVALID_INPUT}
 
 
 def _verification(actor: Actor, verdict: Verdict) -> act.VerificationInput:

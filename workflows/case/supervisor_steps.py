@@ -14,6 +14,7 @@ with workflow.unsafe.imports_passed_through():
         RemindInput,
     )
     from models.case.vocabulary import (
+        DEADLINE_LABELS_ZH,
         REASSIGNABLE_STAGES,
         STAGE_LABELS_ZH,
         CaseSnapshot,
@@ -83,6 +84,12 @@ class SupervisorSteps(Rounds):
     def _validate_extend_deadline(self, inp: ExtendInput) -> None:
         self._check_fresh(inp)
         self._require_role(inp.actor, Role.SUPERVISOR)
+        clock = self._clocks.get(inp.deadline)
+        if clock is not None and clock.extended and clock.due_at == inp.new_due_at:
+            # The same extension sent again (a second tab, another key): it was taken, the date is not wrong.
+            raise _reject(
+                f"「{DEADLINE_LABELS_ZH[inp.deadline]}」时限已延期至该时间，无需重复延期", ErrorType.ALREADY_TAKEN
+            )
         self._validate_new_due(inp.deadline, inp.new_due_at)
 
     @workflow.update
@@ -146,7 +153,8 @@ class SupervisorSteps(Rounds):
         if self._stage not in REASSIGNABLE_STAGES or self._feedback_message is not None:
             raise _reject(f"案件处于「{STAGE_LABELS_ZH[self._stage]}」阶段，不能改派")
         if inp.to_unit_id == self._unit_id:
-            raise _reject("改派单位与当前承办单位相同", ErrorType.INVALID_INPUT)
+            # Also what a reassignment sent twice (two tabs, two keys) meets: the case is already there.
+            raise _reject("案件已由该单位承办，无需改派", ErrorType.ALREADY_TAKEN)
 
     @workflow.update
     async def decide_cannot_rectify(self, inp: CannotRectifyDecisionInput) -> CaseSnapshot:
