@@ -52,6 +52,9 @@ REFUSAL_REASON = {
     "feedback": r"反馈已提交|阶段",
     "extension-requests": r"已有一项延期申请待审批",
     "ledger": r"已列入台账|阶段",
+    "explanation": STAGE_MOVED,
+    "appeal": STAGE_MOVED,
+    "cannot-rectify-requests": r"已有一项无法整改申请待审批",
     "deadline-extension": r"已延期至该时间",
     "reassignment": r"已由该单位承办",
 }
@@ -135,7 +138,7 @@ async def _sent_notices(db: Database, case_id: int, kind: str, count: int) -> li
 
 def _mails_of_case(mailbox: MailSink, address: str, case_id: int, kind_key: str) -> list[str]:
     """Message-IDs of the mails to one address about one case and notice (the Message-ID carries the notice key)."""
-    prefix = f"<case{case_id}.{kind_key}"
+    prefix = Notification(dedup_key=f"case{case_id}.{kind_key}", kind="", recipient_ref="").message_id[: -len("@hcp>")]
     return [str(m["Message-ID"]) for m in mailbox.to(address) if str(m["Message-ID"]).startswith(prefix)]
 
 
@@ -247,24 +250,63 @@ async def test_a_supervisor_sends_an_extension_and_a_reassignment_twice_at_once(
     assert len(mailbox.messages) == 1
 
 
-FULL_CASE: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("accept", {"note": "签收"}),
-    ("callbacks", {"reached": True, "note": "已致电致歉"}),
-    ("verification", VERIFY),
-    ("ledger", {"plan": "增设窗口需采购设备"}),  # due_at: the latest the policy allows, filled in below
-    ("extension-requests", {"deadline": "rectification_ledger_max", "reason": "设备到货延迟"}),  # new_due_at below
-    ("rectification", {"measures": "增开两个窗口"}),
-    ("feedback", {"message": "我局已增开两个企业登记窗口。"}),
-)
+Steps = tuple[tuple[str, dict[str, Any]], ...]
+ACCEPT_AND_CALL: Steps = (("accept", {"note": "签收"}), ("callbacks", {"reached": True, "note": "已致电致歉"}))
+# Each way through a case, every form the clerk fills on it, and the notices it sends:
+# (kind, how many rows, the address that gets the mail, the notice key's start).
+FULL_CASES: dict[str, tuple[Steps, tuple[tuple[str, int, str, str], ...]]] = {
+    "rectified": (
+        (
+            *ACCEPT_AND_CALL,
+            ("verification", VERIFY),
+            ("ledger", {"plan": "增设窗口需采购设备"}),  # due_at: the latest the policy allows, filled in below
+            (
+                "extension-requests",
+                {"deadline": "rectification_ledger_max", "reason": "设备到货延迟"},
+            ),  # new_due_at too
+            ("rectification", {"measures": "增开两个窗口"}),
+            ("feedback", {"message": "我局已增开两个企业登记窗口。"}),
+        ),
+        (
+            ("extension_requested", 1, "supervisor@hcp.localhost", "extension"),
+            ("feedback", 2, RATER["email"], "feedback"),  # an email and an SMS
+        ),
+    ),
+    "explained": (
+        (
+            *ACCEPT_AND_CALL,
+            ("verification", {"verdict": "no_legal_basis", "findings": "须本人到场", "judgement": "unreasonable"}),
+            ("explanation", {"explanation": "该事项须本人到场办理，系法定要求。"}),
+            ("feedback", {"message": "已向您说明须本人到场办理的法定要求。"}),
+        ),
+        (("feedback", 2, RATER["email"], "feedback"),),
+    ),
+    "appealed": (
+        (
+            *ACCEPT_AND_CALL,
+            ("verification", {"verdict": "disputed", "findings": "监控显示无排队", "judgement": "unreasonable"}),
+            ("appeal", {"reason": "评价与事实不符", "evidence": ["大厅监控录像"]}),
+        ),
+        (("appeal_filed", 1, "reviewer@hcp.localhost", "appeal"),),
+    ),
+    "cannot_rectify": (
+        (
+            *ACCEPT_AND_CALL,
+            ("verification", VERIFY),
+            ("cannot-rectify-requests", {"reasons": "涉及跨部门系统改造", "explanation": "需省级系统升级"}),
+        ),
+        (("cannot_rectify_requested", 1, "supervisor@hcp.localhost", "cannot_rectify"),),
+    ),
+}
 
 
 async def _full_case_twice(
-    api: httpx.AsyncClient, db: Database, staff: dict[str, str], case_id: int, same_key: bool
+    api: httpx.AsyncClient, db: Database, staff: dict[str, str], case_id: int, steps: Steps, same_key: bool
 ) -> None:
     """Send every form of a full case twice at once: under one key, or under two different keys."""
     ledger_due: datetime | None = None
     snapshot: dict[str, Any] = {}
-    for step, fields in FULL_CASE:
+    for step, fields in steps:
         body = dict(fields)
         if step == "ledger":
             # The latest due date the policy allows, as the verification's answer gave it.
@@ -298,26 +340,31 @@ async def _full_case_twice(
             assert await _effects(db, case_id, step) == (1, 1, 1), step
 
 
+@pytest.mark.parametrize("way", FULL_CASES)
 async def test_one_clerk_sends_every_form_of_a_case_twice_at_once(
-    dev_server: WorkflowEnvironment, patient: Settings, db: Database, demo: DemoCredentials, mailbox: MailSink
+    dev_server: WorkflowEnvironment,
+    patient: Settings,
+    db: Database,
+    demo: DemoCredentials,
+    mailbox: MailSink,
+    way: str,
 ) -> None:
+    steps, notices = FULL_CASES[way]
     async with _stack(dev_server, patient, db) as api:
         staff = await login(api, "scj_staff", demo.passwords["scj_staff"])
         # Two cases of one rater (the same person hears of both): one per way of sending twice.
         same = await open_case(api, demo, staff, timeout=30, record_no="DEMO-0001")
         different = await open_case(api, demo, staff, timeout=30, record_no="DEMO-0002")
-        await _full_case_twice(api, db, staff, same, same_key=True)
-        await _full_case_twice(api, db, staff, different, same_key=False)
-
+        await _full_case_twice(api, db, staff, same, steps, same_key=True)
+        await _full_case_twice(api, db, staff, different, steps, same_key=False)
         for case_id in (same, different):
-            [to_supervisor] = await _sent_notices(db, case_id, "extension_requested", 1)
-            assert to_supervisor.recipient_ref == "user:2"
-            await _sent_notices(db, case_id, "feedback", 2)
+            for kind, rows, _, _ in notices:
+                await _sent_notices(db, case_id, kind, rows)
     for case_id in (same, different):
-        assert len(_mails_of_case(mailbox, RATER["email"], case_id, "feedback")) == 1
-        assert len(_mails_of_case(mailbox, "supervisor@hcp.localhost", case_id, "extension")) == 1
-        assert len(_sms_of_case(patient, case_id)) == 1
-    assert len(mailbox.to(RATER["email"])) == 2 and len(mailbox.messages) == 4
+        for _, _, address, key in notices:
+            assert len(_mails_of_case(mailbox, address, case_id, key)) == 1, (case_id, key)
+        assert len(_sms_of_case(patient, case_id)) == sum(rows - 1 for _, rows, _, _ in notices)
+    assert len(mailbox.messages) == 2 * len(notices)
 
 
 def _form_key(page: httpx.Response, step: str) -> str:
