@@ -56,7 +56,9 @@ class ServiceRecord(SQLModel, table=True):
     applicant_type: ApplicantType = Field(sa_type=str_enum(ApplicantType))
     service_channel: ServiceChannel = Field(sa_type=str_enum(ServiceChannel))
     source_system: str = Field(max_length=64, index=True)
-    completed_at: datetime = Field(sa_type=UTCDateTime, index=True)  # the sweeps select by it (models/unrated_records.py)
+    completed_at: datetime = Field(
+        sa_type=UTCDateTime, index=True
+    )  # the sweeps select by it (models/unrated_records.py)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     # A keyed digest of the applicant phone's last four digits (phone_check_digest), never the phone:
     # the rater proves a record is theirs with it at a window's code (一窗一码).

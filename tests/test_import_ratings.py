@@ -287,12 +287,12 @@ async def test_a_rating_sent_while_a_chunk_is_judged_waits_for_it(
 
 async def _waiting_for_a_lock(db: Database) -> bool:
     async with db.session() as session:
-        waiting = await session.exec(
+        waiting = await (await session.connection()).execute(
             text(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
             )
         )
-        return bool(waiting.one()[0])
+        return bool(waiting.scalar_one())
 
 
 async def test_the_imports_side_rows_are_what_intake_stages_for_each_rating(
