@@ -53,6 +53,8 @@ STOPPED_IN_ORDER = {"worker": "worker stopped", "api": "Application shutdown com
 
 @dataclass
 class Restart:
+    """One process stopped by a signal and started again."""
+
     name: str
     signal: str
     exit_code: int
@@ -92,6 +94,7 @@ async def restarts(stack: Stack, duration: float, hard: str) -> list[Restart]:
 
 
 async def progress(load: Load, started: float, every: float = 10.0) -> None:
+    """A line of what the load has done so far, every few seconds."""
     ledger = load.ledger
     while True:
         await asyncio.sleep(every)
@@ -105,6 +108,7 @@ async def progress(load: Load, started: float, every: float = 10.0) -> None:
 
 
 async def run(args: argparse.Namespace, stack: Stack, demo: DemoCredentials) -> Books:
+    """The load with its restarts for the given minutes, then the wait for quiet, then the books."""
     ledger = Ledger()
     client = Client([f"http://127.0.0.1:{port}" for port in stack.api_ports], ledger)
     users = {str(name): int(str(uid)) for name, uid in stack.sql('SELECT username, id FROM "user"')}
@@ -142,6 +146,7 @@ async def run(args: argparse.Namespace, stack: Stack, demo: DemoCredentials) -> 
 
 
 async def check_books(stack: Stack, ledger: Ledger, bounced: list[Restart], left: dict[str, int]) -> Books:
+    """Every line of the books, from the client's ledger, the database, Temporal, the sinks and the logs."""
     books = Books()
     books.add("quiet: nothing in motion", 0, sum(left.values()))
     books.explain("still in motion", [f"{name}: {n}" for name, n in left.items() if n])
@@ -202,6 +207,7 @@ async def check_books(stack: Stack, ledger: Ledger, bounced: list[Restart], left
 
 
 def main() -> None:
+    """Parse the arguments, start the stack, run, print the books; always stop the stack and drop the database."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="how long the load runs")
     parser.add_argument("--rate", type=float, default=5.0, help="ratings per second")

@@ -24,6 +24,8 @@ from models.notifications import Notification
 
 @dataclass
 class Line:
+    """One line of the books: a name, the number expected, the number found, and whether they balance."""
+
     name: str
     expected: object
     found: object
@@ -31,24 +33,30 @@ class Line:
 
 
 class Books:
+    """The lines, the notes under them, and what the load did."""
+
     def __init__(self) -> None:
         self.lines: list[Line] = []
         self.notes: list[str] = []  # what a failing line is about, printed under the table
         self.totals: dict[str, int] = {}  # what the load did, for a caller checking the run exercised enough
 
     def add(self, name: str, expected: object, found: object, ok: bool | None = None) -> None:
+        """A line; it balances when expected equals found, unless `ok` says otherwise."""
         self.lines.append(Line(name, expected, found, expected == found if ok is None else ok))
 
     def explain(self, title: str, items: list[str], limit: int = 20) -> None:
+        """Notes naming what is behind a line that does not balance (nothing when there is nothing)."""
         if items:
             self.notes.append(f"{title} ({len(items)}):")
             self.notes += [f"    {item}" for item in items[:limit]]
 
     @property
     def balanced(self) -> bool:
+        """Whether every line balances."""
         return all(line.ok for line in self.lines)
 
     def table(self) -> str:
+        """The books as printed: a mark, the line, expected and found; then the notes."""
         width = max(len(line.name) for line in self.lines)
         rows = [f"  {'':2}{'the books':<{width}}  {'expected':>10}  {'found':>10}"]
         for line in self.lines:
@@ -57,6 +65,7 @@ class Books:
         return "\n".join(rows + self.notes)
 
     def as_json(self) -> dict[str, Any]:
+        """The books for --books-json."""
         lines = [asdict(line) for line in self.lines]
         return {"balanced": self.balanced, "lines": lines, "notes": self.notes, "totals": self.totals}
 
@@ -108,6 +117,7 @@ async def notices_settled(stack: Stack, timeout: float) -> datetime:
 
 
 def count_ratings_and_cases(books: Books, stack: Stack, ledger: Ledger) -> None:
+    """Every 201 is one rating row; every bad one a case with its start delivered."""
     [(ratings, bad, cases, starts, undispatched)] = stack.sql(
         "SELECT (SELECT count(*) FROM rating), (SELECT count(*) FROM rating WHERE is_bad),"
         " (SELECT count(*) FROM \"case\"), (SELECT count(*) FROM outboxentry WHERE kind = 'start_case'),"
@@ -146,10 +156,11 @@ def count_steps(books: Books, stack: Stack, ledger: Ledger) -> None:
     books.add(
         "audit rows of people's steps = steps taken", sum(taken.values()), sum(audited.values()), audited == taken
     )
-    if audited != taken:
-        books.explain("audit rows against steps taken (case, step, who: expected → found)", [
-            f"{key}: {taken.get(key, 0)} → {audited.get(key, 0)}" for key in sorted(set(taken) | set(audited)) if taken.get(key, 0) != audited.get(key, 0)
-        ])  # fmt: skip
+    differing = sorted(key for key in set(taken) | set(audited) if taken[key] != audited[key])
+    books.explain(
+        "audit rows against steps taken (case, step, who: expected → found)",
+        [f"{key}: {taken[key]} → {audited[key]}" for key in differing],
+    )
     by_case = Counter(s.case_id for s in ledger.steps)
     events = Counter(int(str(c)) for (c,) in stack.sql("SELECT case_id FROM caseevent WHERE actor LIKE 'user:%%'"))
     books.add("timeline events by people = steps taken", sum(by_case.values()), sum(events.values()), events == by_case)
@@ -256,6 +267,7 @@ def _address(ledger: Ledger, emails: dict[int, str], case_id: object, recipient:
 
 
 def count_answers(books: Books, ledger: Ledger) -> None:
+    """No 5xx but a retried 503, no answer a plan followed step by step did not expect."""
     errors = sum(n for (_, status), n in ledger.answers.items() if status >= 500 and status != 503)
     books.add("answers 5xx (other than a retried 503)", 0, errors)
     books.add("answers the load did not expect", 0, len(ledger.unexpected))

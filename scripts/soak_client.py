@@ -62,11 +62,14 @@ class Ledger:
     unexpected: list[str] = field(default_factory=list)  # answers the load did not expect: each fails the books
 
     def fault(self, text: str) -> None:
+        """Something the load did not expect: it fails the books."""
         self.unexpected.append(text)
 
 
 @dataclass
 class Answer:
+    """The answer an action finally got, and what happened on the way."""
+
     response: httpx.Response
     lost: bool  # the connection was lost at least once: an earlier attempt may have been taken
     not_taken: bool  # a 503 came first
@@ -81,6 +84,7 @@ class Client:
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
 
     async def close(self) -> None:
+        """Close the connections."""
         await self.http.aclose()
 
     async def send(
@@ -132,9 +136,11 @@ class Person:
 
     @property
     def requester(self) -> str:
+        """How a step request names this person (casesteprequest.requester, the audit's actor)."""
         return f"user:{self.user_id}"
 
     async def headers(self, renew: bool = False) -> dict[str, str]:
+        """The bearer header, logging in first (again, with `renew`)."""
         async with self._lock:
             if renew or not self._token:
                 form = {"username": self.username, "password": self._password}

@@ -21,6 +21,8 @@ UNITS = {"YT-SCJ": "370600-XK-0003", "YT-RSJ": "370600-GG-0002"}  # unit code â†
 
 
 class Load(CaseWork):
+    """The business system's stream of ratings, and the people working the cases it opens."""
+
     def __init__(
         self,
         client: Client,

@@ -41,6 +41,7 @@ _PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
+    """A TCP port nobody listens on now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -67,6 +68,7 @@ class Process:
 
     @property
     def running(self) -> bool:
+        """Whether its current run is alive."""
         return self.popen is not None and self.popen.poll() is None
 
 
@@ -160,6 +162,7 @@ class Stack:
             return list(conn.execute(query, params).fetchall())
 
     def drop_database(self) -> None:
+        """Drop the scratch database (and only it), with any connection still open to it."""
         if self._database_created:
             with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
@@ -206,9 +209,11 @@ class Stack:
             self.wait_ready(proc)
 
     def named(self, name: str) -> Process:
+        """The process of that name (temporal, worker-1, api-1...)."""
         return next(p for p in self.processes if p.name == name)
 
     def spawn(self, proc: Process) -> None:
+        """Start a run of the process, its output appended to its log."""
         proc.log_offset = proc.log.stat().st_size if proc.log.exists() else 0
         with proc.log.open("ab") as out:
             proc.popen = subprocess.Popen(
@@ -271,4 +276,5 @@ class Stack:
             self._sink_controller = None
 
     def remove_files(self) -> None:
+        """Remove the run's folder: logs, mail and SMS."""
         shutil.rmtree(self.root, ignore_errors=True)

@@ -44,6 +44,7 @@ class Workflows:
 
     @property
     def running(self) -> set[str]:
+        """Ids of the workflows whose latest run is running."""
         return {wid for wid, status in self.status.items() if status == WorkflowExecutionStatus.RUNNING}
 
 
@@ -71,10 +72,12 @@ class CaseView:
 
     @property
     def open_cases(self) -> dict[str, tuple[int, str]]:
+        """Workflow id → (case id, stage) of every case row not closed."""
         return {wid: (case_id, stage) for case_id, wid, stage, _ in self.rows if Stage(stage) not in TERMINAL_STAGES}
 
     @property
     def consistent(self) -> bool:
+        """Whether Temporal lists exactly the cases, running exactly the open ones, each at its row's stage."""
         ids = {wid for _, wid, _, _ in self.rows}
         return (
             set(self.listed.status) == ids
