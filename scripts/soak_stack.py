@@ -78,7 +78,9 @@ class Stack:
     def __init__(self, root: Path, apis: int, workers: int, notice_lease_seconds: float) -> None:
         self.root = root
         self.db_name = f"hcp_soak_{secrets.token_hex(4)}"
-        self.database_url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{self.db_name}"
+        # The scratch database lives on the server of the maintenance database (ADMIN_URL), under its own name.
+        self.libpq_url = f"{ADMIN_URL.rsplit('/', 1)[0]}/{self.db_name}"
+        self.database_url = self.libpq_url.replace("postgresql://", "postgresql+psycopg://", 1)
         self.temporal_port = free_port()
         self.smtp_port = free_port()
         self.api_ports = [free_port() for _ in range(apis)]
@@ -158,7 +160,7 @@ class Stack:
 
     def sql(self, query: str, *params: object) -> list[tuple[object, ...]]:
         """Rows of one query on the scratch database."""
-        with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{self.db_name}") as conn:
+        with psycopg.connect(self.libpq_url) as conn:
             return list(conn.execute(query, params).fetchall())
 
     def drop_database(self) -> None:
