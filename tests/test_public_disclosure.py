@@ -10,16 +10,13 @@ import httpx
 
 from api.rate_limit import PUBLIC_PREFIXES
 from config import Settings
-from models.case.vocabulary import Outcome, Stage
 from models.db import Database
 from models.disclosure_check import FindingKind, KnownRater, check_text
-from models.ratings import Rating, RatingChannel, RatingLevel, RatingTarget
 from runtime.seed import DemoCredentials
 from runtime.temporal import TemporalConnection
 from tests.support.http import login
-from tests.support.indicator_data import cn, rows
 from tests.support.pages import page_login
-from tests.support.ranking_data import small_rules, three_months
+from tests.support.ranking_data import closed_case_with_texts, small_rules, three_months
 from tests.support.reports import audit_counts
 from tests.support.services import api_client
 
@@ -57,26 +54,16 @@ def test_the_check_blocks_each_kind_of_personal_data() -> None:
 
 async def _hostile_case(db: Database) -> int:
     """A closed March case of unit 3 whose rectification and feedback texts hold the rater's personal data."""
-    async with rows(db) as r:
-        record = await r.record(3, cn(3, 5), no="PUB-0001")
-        rating = Rating(
-            record_id=record, level=RatingLevel.VERY_DISSATISFIED, channel=RatingChannel.PC, target=RatingTarget.ITEM,
-            comment=COMMENT, real_name=True, rater_name=NAME, rater_phone=PHONE, rater_email=EMAIL, is_bad=True,
-            source_system="demo-hall", submitted_at=cn(3, 5),
-        )  # fmt: skip
-        r.session.add(rating)
-        await r.session.flush()
-        assert rating.id is not None
-        case = await r.case(rating.id, 3, cn(3, 5, 13), stage=Stage.CLOSED, outcome=Outcome.SATISFIED)
-        measures = f"已致电{NAME}（{PHONE}），核对身份证{ID_CARD}，上门至{ADDRESS}道歉，并增开窗口"
-        await r.events(
-            case,
-            ("verified", Stage.RECTIFICATION, cn(3, 6)),
-            ("rectified", Stage.FEEDBACK, cn(3, 7), {"mode": "immediate", "measures": measures}),
-            ("feedback_written", Stage.FEEDBACK, cn(3, 7, 14), {"message": f"{NAME}您好，结果已发至 {EMAIL}"}),
-            ("closed", Stage.CLOSED, cn(3, 9)),
-        )
-        return case
+    return await closed_case_with_texts(
+        db,
+        "PUB-0001",
+        measures=f"已致电{NAME}（{PHONE}），核对身份证{ID_CARD}，上门至{ADDRESS}道歉，并增开窗口",
+        feedback=f"{NAME}您好，结果已发至 {EMAIL}",
+        comment=COMMENT,
+        rater_name=NAME,
+        rater_phone=PHONE,
+        rater_email=EMAIL,
+    )
 
 
 def _assert_no_pii(page: str) -> None:

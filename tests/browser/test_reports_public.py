@@ -16,15 +16,12 @@ import pytest
 from playwright.async_api import Dialog, Locator, Page, expect
 from sqlmodel import select
 
-from models.case.vocabulary import Outcome, Stage
 from models.db import Database
-from models.ratings import Rating, RatingChannel, RatingLevel, RatingTarget
 from models.reports.records import MonthlyReport
 from runtime.seed import DemoCredentials
 from tests.support.browser import PHONE, LiveServer, check_accessibility, screenshot
-from tests.support.indicator_data import cn, rows
 from tests.support.journeys import sign_in
-from tests.support.ranking_data import small_rules, three_months
+from tests.support.ranking_data import closed_case_with_texts, small_rules, three_months
 
 pytestmark = pytest.mark.browser
 
@@ -35,26 +32,15 @@ PLANTED = [NAME, RATER_PHONE, ID_CARD, "1381111"]
 
 async def planted_case(db: Database) -> int:
     """A closed, on-time March case of unit 3 (a 非常不满意, real name) whose texts name the rater."""
-    async with rows(db) as r:
-        record = await r.record(3, cn(3, 5), no="PUB-BROWSER-1")
-        rating = Rating(
-            record_id=record, level=RatingLevel.VERY_DISSATISFIED, channel=RatingChannel.PC, target=RatingTarget.ITEM,
-            comment="等候时间太长", real_name=True, rater_name=NAME, rater_phone=RATER_PHONE, is_bad=True,
-            source_system="demo-hall", submitted_at=cn(3, 5),
-        )  # fmt: skip
-        r.session.add(rating)
-        await r.session.flush()
-        assert rating.id is not None
-        case = await r.case(rating.id, 3, cn(3, 5, 13), stage=Stage.CLOSED, outcome=Outcome.SATISFIED)
-        measures = f"已致电{NAME}（{RATER_PHONE}），核对身份证{ID_CARD}，并增开社保窗口"
-        await r.events(
-            case,
-            ("verified", Stage.RECTIFICATION, cn(3, 6)),
-            ("rectified", Stage.FEEDBACK, cn(3, 7), {"mode": "immediate", "measures": measures}),
-            ("feedback_written", Stage.FEEDBACK, cn(3, 7, 14), {"message": f"{NAME}您好，已增开窗口"}),
-            ("closed", Stage.CLOSED, cn(3, 9)),
-        )
-        return case
+    return await closed_case_with_texts(
+        db,
+        "PUB-BROWSER-1",
+        measures=f"已致电{NAME}（{RATER_PHONE}），核对身份证{ID_CARD}，并增开社保窗口",
+        feedback=f"{NAME}您好，已增开窗口",
+        comment="等候时间太长",
+        rater_name=NAME,
+        rater_phone=RATER_PHONE,
+    )
 
 
 async def published(db: Database) -> list[MonthlyReport]:

@@ -21,7 +21,7 @@ from models.case.vocabulary import Outcome, Stage
 from models.db import Database
 from models.policy_store import add_policy_version, latest_policy
 from models.rating_invitations import RatingInvitation
-from models.ratings import RatingLevel, RatingTarget
+from models.ratings import Rating, RatingChannel, RatingLevel, RatingTarget
 from tests.support.indicator_data import Rows, cn, rows
 
 L = {5: RatingLevel.VERY_SATISFIED, 4: RatingLevel.SATISFIED, 3: RatingLevel.BASICALLY_SATISFIED,
@@ -104,3 +104,36 @@ async def window_ratings(
             )  # fmt: skip
         )
         await r.rating(record, L[level], at)
+
+
+async def closed_case_with_texts(
+    db: Database,
+    record_no: str,
+    *,
+    measures: str,
+    feedback: str,
+    comment: str,
+    rater_name: str,
+    rater_phone: str,
+    rater_email: str | None = None,
+) -> int:
+    """A closed, on-time March case of unit 3 (a real-name 非常不满意) with these rectification and feedback texts."""
+    async with rows(db) as r:
+        record = await r.record(3, cn(3, 5), no=record_no)
+        rating = Rating(
+            record_id=record, level=RatingLevel.VERY_DISSATISFIED, channel=RatingChannel.PC, target=RatingTarget.ITEM,
+            comment=comment, real_name=True, rater_name=rater_name, rater_phone=rater_phone, rater_email=rater_email,
+            is_bad=True, source_system="demo-hall", submitted_at=cn(3, 5),
+        )  # fmt: skip
+        r.session.add(rating)
+        await r.session.flush()
+        assert rating.id is not None
+        case = await r.case(rating.id, 3, cn(3, 5, 13), stage=Stage.CLOSED, outcome=Outcome.SATISFIED)
+        await r.events(
+            case,
+            ("verified", Stage.RECTIFICATION, cn(3, 6)),
+            ("rectified", Stage.FEEDBACK, cn(3, 7), {"mode": "immediate", "measures": measures}),
+            ("feedback_written", Stage.FEEDBACK, cn(3, 7, 14), {"message": feedback}),
+            ("closed", Stage.CLOSED, cn(3, 9)),
+        )
+        return case
