@@ -129,6 +129,23 @@ class Settings(BaseSettings):
         default=30, ge=1, le=366, description="Default ratings: records whose moment passed longer ago are left alone"
     )
 
+    # Retention of raters' personal data (docs/retention.md): anonymised by a scheduled job.
+    retention_days: int = Field(
+        default=1095, ge=30, description="A rater's personal data is anonymised this long after their case closed"
+    )
+    retention_uncased_days: int = Field(
+        default=365,
+        ge=30,
+        description="... this long after a rating without a case; and an applicant's contact this long after "
+        "the record's rating window closed",
+    )
+    retention_interval_seconds: float = Field(
+        default=86400.0, ge=60, description="How often the worker's Temporal Schedule runs the retention job"
+    )
+    retention_batch_size: int = Field(
+        default=200, ge=1, le=5000, description="Ratings or records per retention batch (one activity, one transaction)"
+    )
+
     # The indicator rollup (docs/indicators.md): refreshed by the worker, read by reports while it is fresh.
     indicator_rollup_refresh_seconds: float = Field(
         default=30.0, ge=0, description="How often the worker refreshes the indicator rollup (PostgreSQL); 0: never"
