@@ -175,6 +175,21 @@ class Settings(BaseSettings):
         description="满意度代码 the platform takes: GB/T 39046 (1 非常满意 … 5 非常不满意) or ascending (1 非常不满意 …)",
     )
 
+    # Metrics, logs and traces (docs/operations.md, "Metrics, logs and traces").
+    metrics_token: str = Field(
+        default="", description="Bearer token Prometheus sends to /metrics. Empty: /metrics answers loopback only"
+    )
+    metrics_cache_seconds: float = Field(
+        default=10.0, ge=0, description="How long /metrics reuses the case, notice and push counts it read"
+    )
+    worker_metrics_address: str = Field(
+        default="", description="host:port where the worker serves the Temporal SDK's Prometheus metrics; empty: off"
+    )
+    log_format: Literal["text", "json"] = Field(default="text", description="json: one JSON object per log line")
+    otel_endpoint: str = Field(
+        default="", description="Traces to an OTLP/HTTP URL (…/v1/traces), or to stderr with console; empty: off"
+    )
+
     @property
     def upstream_enabled(self) -> bool:
         """Reporting is on when an upstream URL is set."""
