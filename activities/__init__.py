@@ -1,4 +1,7 @@
-"""Temporal activities: database writes and calendar look-ups for the case workflow; notice sending; the rating sweep."""
+"""Temporal activities: database writes and calendar look-ups for the case workflow; notice sending; the sweeps.
+
+The sweeps: the rating sweep (defaults, invitations) and the retention job (docs/retention.md).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from activities.mailer import Mailer
 from activities.notice_sender import NoticeSender
 from activities.notifications import NotificationActivities
 from activities.rating_sweep import RatingSweepActivities
+from activities.retention import RetentionActivities
 from activities.root_cause import RootCauseActivities
 from activities.sms import FileSmsSink, SmsGateway
 from config import Settings
@@ -39,15 +43,19 @@ def build_activities(settings: Settings, db: Database, sms: SmsGateway | None = 
     sender = NoticeSender(db, Mailer(settings), sms or FileSmsSink(settings.sms_dir), settings)
     sweep = RatingSweepActivities(db, settings, notices_written)
     root_cause = RootCauseActivities(db, notices_written, settings.office_hours_enforced)
+    retention = RetentionActivities(db, settings)
     return CaseActivities(
         activities=[
             deadlines.compute_due,
+            deadlines.compute_dues,
             records.record_case_event,
             notifications.notify,
             notifications.send_rater_feedback,
             sweep.default,
             sweep.invite,
             root_cause.record_root_cause_event,
+            retention.ratings,
+            retention.records,
         ],
         sender=sender,
         notices_written=notices_written,

@@ -111,6 +111,8 @@ class Rating(SQLModel, table=True):
     adopted: bool = SQLField(default=True, index=True)
     source_system: str = SQLField(max_length=64)
     submitted_at: datetime = SQLField(default_factory=utcnow, sa_type=UTCDateTime)
+    # Set by the retention job (docs/retention.md): the rater's personal data is gone, the statistics stay.
+    anonymised_at: datetime | None = SQLField(default=None, sa_type=UTCDateTime)
 
 
 # A rating's detail answers are a handful of short scores or choices; bounded so one request cannot
