@@ -1,7 +1,8 @@
 """The Temporal worker: runs the case workflow, its activities, and the outbox, notice and upstream relays.
 
-It also runs the rating sweep (workflows/rating_sweep.py), and at start creates or updates the
-Temporal Schedule that starts it (runtime/rating_sweep.py).
+It also runs the rating sweep (workflows/rating_sweep.py) and the retention job (workflows/retention.py),
+and at start creates or updates the Temporal Schedules that start them (runtime/rating_sweep.py,
+runtime/retention.py).
 On PostgreSQL it refreshes the indicator rollup every HCP_INDICATOR_ROLLUP_REFRESH_SECONDS
 (runtime/refresh_indicators.py).
 
@@ -32,16 +33,18 @@ from runtime.notice_relay import NoticeRelay
 from runtime.rating_sweep import ensure_sweep_schedule
 from runtime.refresh_indicators import RollupRefresher, runs_here
 from runtime.relay import OutboxRelay
+from runtime.retention import ensure_retention_schedule
 from runtime.stopping import sleep_unless_stopped
 from runtime.temporal import connect, ensure_search_attributes
 from runtime.upstream_relay import UpstreamRelay
 from workflows.case import CaseWorkflow
 from workflows.rating_sweep import RatingSweepWorkflow
+from workflows.retention import RetentionWorkflow
 from workflows.root_cause import RootCauseWorkflow
 
 log = logging.getLogger("hcp.worker")
 
-WORKFLOWS: list[type] = [CaseWorkflow, RatingSweepWorkflow, RootCauseWorkflow]
+WORKFLOWS: list[type] = [CaseWorkflow, RatingSweepWorkflow, RetentionWorkflow, RootCauseWorkflow]
 
 
 def build_worker(client: Client, settings: Settings, activities: CaseActivities, **options: Any) -> Worker:
@@ -86,6 +89,11 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         log.info("rating sweep schedule %s %s", handle.id, done)
     except Exception as exc:  # noqa: BLE001 - cases still run; the schedule can be made later (docs/operations.md)
         log.warning("could not create the rating sweep schedule (%s); run python -m runtime.rating_sweep", exc)
+    try:
+        handle, done = await ensure_retention_schedule(client, settings)
+        log.info("retention schedule %s %s", handle.id, done)
+    except Exception as exc:  # noqa: BLE001 - as above (docs/retention.md)
+        log.warning("could not create the retention schedule (%s); run python -m runtime.retention --schedule", exc)
     configure_pii_keys(settings.pii_key_list())
     db = Database(settings.async_sqlalchemy_url)
     activities = build_activities(settings, db)
