@@ -5,7 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from models.calendar import load_calendar
-from models.case.activity_io import ComputeDueInput
+from models.case.activity_io import ComputeDueInput, ComputeDuesInput
 from models.case.vocabulary import ActivityName
 from models.db import Database
 from models.deadlines import DueDate, compute_due
@@ -24,3 +24,10 @@ class DeadlineActivities:
         async with self._db.session() as session:
             calendar = await load_calendar(session)
         return compute_due(inp.start, inp.spec, calendar)
+
+    @activity.defn(name=ActivityName.COMPUTE_DUES)
+    async def compute_dues(self, inp: ComputeDuesInput) -> list[DueDate]:
+        """The due timestamps of several deadlines that start at inp.start, on one read of the calendar."""
+        async with self._db.session() as session:
+            calendar = await load_calendar(session)
+        return [compute_due(inp.start, spec, calendar) for spec in inp.specs]

@@ -17,6 +17,13 @@ class ComputeDueInput(BaseModel):
     spec: DeadlineSpec
 
 
+class ComputeDuesInput(BaseModel):
+    """Several working-day deadlines that start together: one look-up of the calendar for all."""
+
+    start: datetime
+    specs: list[DeadlineSpec]
+
+
 class CaseFields(BaseModel):
     """Read-model columns an event changes on the case row; None leaves a column as it is."""
 

@@ -199,6 +199,7 @@ class ActivityName:
     """Registered activity names. The workflow calls activities by name so it never imports SQLModel code."""
 
     COMPUTE_DUE = "compute_due"
+    COMPUTE_DUES = "compute_dues"
     RECORD_CASE_EVENT = "record_case_event"
     NOTIFY = "notify"
     SEND_RATER_FEEDBACK = "send_rater_feedback"
