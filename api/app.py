@@ -20,6 +20,7 @@ from api import (
     indicators,
     policies,
     rankings,
+    rater_export,
     rater_pages,
     rater_privacy,
     rating_batch,
@@ -122,6 +123,7 @@ def create_app(
     app.include_router(reports.router)
     app.include_router(disclosures.router)
     app.include_router(rater_privacy.router)
+    app.include_router(rater_export.router)
     app.include_router(audit.router)
     app.include_router(suspicious_ratings_router)
     app.include_router(concentrated.router)
