@@ -42,7 +42,10 @@ def _script() -> Any:
     """The script as a module, loaded from its file the way `python scripts/replay_from_cluster.py` runs it."""
     spec = importlib.util.spec_from_file_location("replay_from_cluster", SCRIPT)
     assert spec is not None and spec.loader is not None
+    if (loaded := sys.modules.get(spec.name)) is not None:
+        return loaded
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
