@@ -213,7 +213,14 @@ class NoticeSender:
         return await self._retry_later(notice, error)
 
     async def _retry_later(self, notice: Notification, error: str) -> NoticeStatus:
-        log.warning("notice %s (case %s, %s) not sent, will retry: %s", notice.id, notice.case_id, notice.kind, error)
+        log.warning(
+            "notice %s (case %s, %s) not sent, will retry: %s",
+            notice.id,
+            notice.case_id,
+            notice.kind,
+            error,
+            extra={"case_id": notice.case_id},
+        )
         await self._set(
             notice,
             status=NoticeStatus.PENDING,
@@ -225,7 +232,14 @@ class NoticeSender:
 
     async def _failed(self, notice: Notification, error: str) -> NoticeStatus:
         """A notice that can never go out this way: recorded as failed, and on the case's timeline."""
-        log.warning("notice %s (case %s, %s) failed for good: %s", notice.id, notice.case_id, notice.kind, error)
+        log.warning(
+            "notice %s (case %s, %s) failed for good: %s",
+            notice.id,
+            notice.case_id,
+            notice.kind,
+            error,
+            extra={"case_id": notice.case_id},
+        )
         async with self._db.session() as session:
             result = await (await session.connection()).execute(
                 update(Notification)

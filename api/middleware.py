@@ -28,12 +28,13 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_content
+from runtime.logs import REQUEST_ID_SCOPE_KEY, request_scope_var
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("hcp.access")
 
 REQUEST_ID_HEADER = "X-Request-ID"
-_REQUEST_ID_KEY = "hcp.request_id"
+_REQUEST_ID_KEY = REQUEST_ID_SCOPE_KEY
 # Accept a caller's id only if it cannot smuggle anything into a log line or a header.
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -107,6 +108,8 @@ class RequestIdMiddleware(HttpMiddleware):
         request_id = incoming if _SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         scope[_REQUEST_ID_KEY] = request_id
         token = request_id_var.set(request_id)
+        # Every line logged while this request is served carries its id, route and case (runtime/logs.py).
+        scope_token = request_scope_var.set(scope)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -117,6 +120,7 @@ class RequestIdMiddleware(HttpMiddleware):
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            request_scope_var.reset(scope_token)
             request_id_var.reset(token)
 
 
@@ -143,13 +147,16 @@ class AccessLogMiddleware(HttpMiddleware):
         try:
             await self.app(scope, receive, send_noting_status)
         finally:
+            route = route_template(scope)
+            duration_ms = round((time.perf_counter() - started) * 1000, 1)
             access_log.info(
                 "%s %s %d %.1fms request_id=%s",
                 scope["method"],
-                route_template(scope),
+                route,
                 status,
-                (time.perf_counter() - started) * 1000,
+                duration_ms,
                 request_id_of(scope),
+                extra={"method": scope["method"], "route": route, "status": status, "duration_ms": duration_ms},
             )
 
 

@@ -327,6 +327,7 @@ async def _start_after_commit(
             start.workflow_input.rating_id,
             start.workflow_input.case_id,
             type(exc).__name__,
+            extra={"case_id": start.workflow_input.case_id},
         )
         with contextlib.suppress(Exception):
             await session.rollback()
@@ -343,7 +344,8 @@ async def _start_case_now(
             timeout=settings.temporal_start_timeout_seconds,
         )
     except Exception as exc:  # noqa: BLE001 - Temporal down or slow: the relay takes over
-        log.warning("case %s left to the outbox relay: %s", start.workflow_input.case_id, type(exc).__name__)
+        case_id = start.workflow_input.case_id
+        log.warning("case %s left to the outbox relay: %s", case_id, type(exc).__name__, extra={"case_id": case_id})
         return
     await _mark_dispatched(session, start.outbox.id)
 

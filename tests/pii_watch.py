@@ -11,6 +11,8 @@ import logging
 
 import httpx
 
+from runtime.logs import JsonFormatter
+
 # Every rater name, phone and email the tests use. Keep in sync when adding test raters.
 PII_NEEDLES = [
     "张三丰",
@@ -28,6 +30,7 @@ class PiiWatch(logging.Handler):
     def __init__(self) -> None:
         super().__init__(level=logging.DEBUG)
         self.sightings: list[str] = []
+        self._json = JsonFormatter()
 
     def scan(self, where: str, text: str) -> None:
         for needle in PII_NEEDLES:
@@ -41,7 +44,16 @@ class PiiWatch(logging.Handler):
             message = str(record.msg)
         if record.exc_info:
             message += "\n" + logging.Formatter().formatException(record.exc_info)
+        before = len(self.sightings)
         self.scan(f"log {record.name}", message)
+        if len(self.sightings) > before:
+            return
+        # The line HCP_LOG_FORMAT=json would write: its fields besides the message (route, extras) too.
+        try:
+            line = self._json.format(record)
+        except Exception:  # noqa: BLE001 - as above
+            return
+        self.scan(f"JSON log {record.name}", line)
 
     async def response_hook(self, response: httpx.Response) -> None:
         """httpx event hook: error responses must not carry PII."""
