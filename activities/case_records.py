@@ -10,6 +10,7 @@ or a report exists exactly when its event does.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
@@ -19,7 +20,7 @@ from temporalio import activity
 
 from activities.notices import write_notices
 from models.audit import audit
-from models.case.activity_io import RecordEventInput
+from models.case.activity_io import CaseFields, RecordEventInput
 from models.case.records import Case, CaseEvent
 from models.case.requests import CaseStepRequest
 from models.case.vocabulary import TERMINAL_STAGES, ActivityName
@@ -58,7 +59,7 @@ class CaseRecordActivities:
             if case is None:
                 raise RuntimeError(f"case {inp.case_id} does not exist")
             before: dict[str, Any] = {"stage": case.stage.value, "unit_id": case.unit_id}
-            self._apply(case, inp)
+            apply_case_fields(case, inp.case_fields, inp.action, inp.at)
             data = dict(inp.data)
             if inp.notices:
                 data["notices"] = await write_notices(
@@ -125,23 +126,23 @@ class CaseRecordActivities:
             self._notices_written.set()
         return True
 
-    @staticmethod
-    def _apply(case: Case, inp: RecordEventInput) -> None:
-        fields = inp.case_fields
-        for column in _CASE_COLUMNS:
-            value = getattr(fields, column)
-            if value is not None:
-                setattr(case, column, value)
-        if fields.deadlines is not None:
-            case.deadlines = [d.model_dump(mode="json") for d in fields.deadlines]
-            running = [d for d in fields.deadlines if d.state in ("running", "overdue")]
-            case.next_due_at = min((d.due_at for d in running), default=None)
-            case.has_provisional_deadline = any(d.provisional for d in running)
-        if inp.action in ("reopened", "reassigned"):
-            case.verdict = None  # the new round's verification has not happened yet
-        if case.workflow_started_at is None:
-            case.workflow_started_at = inp.at
-        case.updated_at = utcnow()
+
+def apply_case_fields(case: Case, fields: CaseFields, action: str, at: datetime) -> None:
+    """Bring the case row's derived columns to the state an event carries (also used by runtime/reconcile)."""
+    for column in _CASE_COLUMNS:
+        value = getattr(fields, column)
+        if value is not None:
+            setattr(case, column, value)
+    if fields.deadlines is not None:
+        case.deadlines = [d.model_dump(mode="json") for d in fields.deadlines]
+        running = [d for d in fields.deadlines if d.state in ("running", "overdue")]
+        case.next_due_at = min((d.due_at for d in running), default=None)
+        case.has_provisional_deadline = any(d.provisional for d in running)
+    if action in ("reopened", "reassigned"):
+        case.verdict = None  # the new round's verification has not happened yet
+    if case.workflow_started_at is None:
+        case.workflow_started_at = at
+    case.updated_at = utcnow()
 
 
 async def _complete_request(session: Any, inp: RecordEventInput) -> CaseStepRequest | None:

@@ -30,6 +30,7 @@ class NoticeStatus(StrEnum):
     SENDING = "sending"  # claimed by a relay until claimed_until
     SENT = "sent"
     FAILED = "failed"  # permanently refused (5xx from SMTP, a number that cannot take SMS): shown on the case
+    HELD = "held"  # waiting at a database restore: may have gone out after the backup (runtime/reconcile.py)
 
 
 class NoticeChannel(StrEnum):

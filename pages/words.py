@@ -44,6 +44,7 @@ ACTION_LABELS_ZH: dict[str, str] = {
     "notice_failed": "通知发送失败",
     "unsatisfied_final": "评价人仍不满意，已上报",
     "follow_up_rated": "评价人追评",
+    "reconciled": "数据核对更正",
 }
 
 NOTICE_KIND_LABELS_ZH: dict[str, str] = {
@@ -63,7 +64,13 @@ NOTICE_KIND_LABELS_ZH: dict[str, str] = {
     "rating_invitation": "邀请评价",
 }
 
-NOTICE_STATUS_LABELS_ZH = {"pending": "待发送", "sent": "已发送", "failed": "发送失败", "sending": "发送中"}
+NOTICE_STATUS_LABELS_ZH = {
+    "pending": "待发送",
+    "sent": "已发送",
+    "failed": "发送失败",
+    "sending": "发送中",
+    "held": "暂停（恢复后待确认）",
+}
 
 DEADLINE_STATE_LABELS_ZH = {
     "running": "计时中",

@@ -160,7 +160,7 @@ def _result(facts: SupervisionFacts, deadline: DeadlineName | None) -> str:
         people = len({n.recipient_ref for n in notices})
         counts = [(status, sum(1 for n in notices if n.status == status)) for status in NoticeStatus]
         words = {NoticeStatus.SENT: "已发送", NoticeStatus.PENDING: "待发送", NoticeStatus.SENDING: "发送中",
-                 NoticeStatus.FAILED: "发送失败"}  # fmt: skip
+                 NoticeStatus.FAILED: "发送失败", NoticeStatus.HELD: "暂停待确认"}  # fmt: skip
         told = f"已通知 {people} 人（" + "，".join(f"{words[s]} {n} 条" for s, n in counts if n) + "）"
     elif facts.event.action == _LEGACY_NOTICE:
         told = f"已通知 {len(facts.event.data.get('recipients', []))} 人"
