@@ -34,6 +34,7 @@ from api.devices.hub import DeviceHub
 from api.devices.router import router as devices_router
 from api.docs import install_docs
 from api.handlers import install_exception_handlers
+from api.health import install_health
 from api.middleware import (
     AccessLogMiddleware,
     BodyLimitMiddleware,
@@ -103,12 +104,7 @@ def create_app(
     install_exception_handlers(app)
     install_openapi(app)
     install_docs(app)
-
-    @app.get("/healthz", tags=["ops"])
-    async def healthz() -> dict[str, str]:
-        """Liveness probe; deliberately open and says nothing about data."""
-        return {"status": "ok"}
-
+    install_health(app)
     app.include_router(auth.router)
     app.include_router(service_records.router)
     # Before ratings: /api/v1/ratings/export would otherwise be taken for /api/v1/ratings/{rating_id}.

@@ -17,6 +17,7 @@ from tests.support.http import login
 # Routes that are open on purpose. Everything else must answer 401 to an anonymous caller.
 OPEN_ROUTES = {
     ("GET", "/healthz"),
+    ("GET", "/readyz"),
     ("POST", "/api/v1/auth/token"),
 }
 

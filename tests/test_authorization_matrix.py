@@ -43,6 +43,7 @@ UNIT_STEP = {OWN_STAFF}
 INDICATOR_READERS = {OWN_STAFF, OTHER_STAFF, SUPERVISOR, OTHER_SUPERVISOR, ADMIN}
 RULES: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/healthz"): PUBLIC,
+    ("GET", "/readyz"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
     ("GET", "/docs/swagger-init.js"): PUBLIC,
     ("ANY", "/docs/assets"): PUBLIC,
