@@ -93,6 +93,15 @@ class Settings(BaseSettings):
         default=64 * 1024, ge=1024, description="Largest request body accepted; a larger one is refused with 413"
     )
 
+    # The worker's shutdown and probes (docs/operations.md, "Health, readiness and shutdown").
+    worker_shutdown_grace_seconds: float = Field(
+        default=10.0, ge=0, description="On SIGTERM: how long running activities and relay sends may take to finish"
+    )
+    worker_health_port: int = Field(
+        default=0, ge=0, le=65535, description="Serve the worker's /healthz and /readyz on this port; 0: no listener"
+    )
+    worker_health_host: str = Field(default="127.0.0.1", description="Address of the worker's probe listener")
+
     outbox_relay_interval_seconds: float = 2.0
     notice_relay_interval_seconds: float = Field(
         default=1.0, gt=0, description="How often the worker looks for notices to send (it is also woken at once)"

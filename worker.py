@@ -8,7 +8,9 @@ On PostgreSQL it refreshes the indicator rollup every HCP_INDICATOR_ROLLUP_REFRE
 
     python worker.py
 
-Stops gracefully on SIGTERM or Ctrl-C: the relays stop, running activities finish, then it exits.
+Stops gracefully on SIGTERM or Ctrl-C: polling stops, running activities and the relays' sends in hand
+finish within HCP_WORKER_SHUTDOWN_GRACE_SECONDS, then it exits. With HCP_WORKER_HEALTH_PORT set it
+serves /healthz and /readyz (runtime/worker_health.py).
 """
 
 from __future__ import annotations
@@ -29,15 +31,15 @@ from activities import CaseActivities, build_activities
 from config import Settings, get_settings
 from models.db import Database
 from models.pii import configure_pii_keys
-from runtime.logs import configure_logging
 from runtime.notice_relay import NoticeRelay
 from runtime.rating_sweep import ensure_sweep_schedule
 from runtime.refresh_indicators import RollupRefresher, runs_here
 from runtime.relay import OutboxRelay
 from runtime.retention import ensure_retention_schedule
-from runtime.stopping import sleep_unless_stopped
+from runtime.stopping import finish_within, sleep_unless_stopped
 from runtime.temporal import connect, ensure_search_attributes
 from runtime.upstream_relay import UpstreamRelay
+from runtime.worker_health import WorkerProbe, worker_probes
 from workflows.case import CaseWorkflow
 from workflows.rating_sweep import RatingSweepWorkflow
 from workflows.retention import RetentionWorkflow
@@ -56,7 +58,7 @@ def build_worker(client: Client, settings: Settings, activities: CaseActivities,
         task_queue=settings.temporal_task_queue,
         workflows=WORKFLOWS,
         activities=registered,
-        graceful_shutdown_timeout=timedelta(seconds=10),
+        graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),
         **options,
     )
 
@@ -75,10 +77,21 @@ async def connect_with_retry(settings: Settings, stop: asyncio.Event) -> Client 
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
-    """Run worker and relay until stop is set."""
-    client = await connect_with_retry(settings, stop)
-    if client is None:
-        return
+    """Run the worker and its relays until stop is set, then drain them; the probes answer throughout."""
+    db = Database(settings.async_sqlalchemy_url)
+    probe = WorkerProbe(db)
+    async with worker_probes(probe, settings.worker_health_host, settings.worker_health_port):
+        try:
+            client = await connect_with_retry(settings, stop)
+            if client is not None:
+                await _serve(client, settings, stop, db, probe)
+        finally:
+            await db.dispose()
+    log.info("worker stopped")
+
+
+async def _serve(client: Client, settings: Settings, stop: asyncio.Event, db: Database, probe: WorkerProbe) -> None:
+    """Poll and relay until stop is set; then stop polling first and give running work the grace period."""
     try:
         added = await ensure_search_attributes(client)
         if added:
@@ -96,35 +109,40 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     except Exception as exc:  # noqa: BLE001 - as above (docs/retention.md)
         log.warning("could not create the retention schedule (%s); run python -m runtime.retention --schedule", exc)
     configure_pii_keys(settings.pii_key_list())
-    db = Database(settings.async_sqlalchemy_url)
     activities = build_activities(settings, db)
     worker = build_worker(client, settings, activities)
-    relay = OutboxRelay(db, client, settings)
-    relay_task = asyncio.create_task(relay.run(stop))
-    notices = NoticeRelay(activities.sender, settings, activities.notices_written)
-    notices_task = asyncio.create_task(notices.run(stop))
-    upstream_task = asyncio.create_task(UpstreamRelay(db, settings).run(stop))
-    rollup_task = asyncio.create_task(RollupRefresher(db, settings).run(stop)) if runs_here(settings) else None
+    relays = [
+        asyncio.create_task(OutboxRelay(db, client, settings).run(stop), name="outbox relay"),
+        asyncio.create_task(
+            NoticeRelay(activities.sender, settings, activities.notices_written).run(stop), name="notice relay"
+        ),
+        asyncio.create_task(UpstreamRelay(db, settings).run(stop), name="upstream relay"),
+    ]
+    if runs_here(settings):
+        relays.append(asyncio.create_task(RollupRefresher(db, settings).run(stop), name="rollup refresher"))
     worker_task = asyncio.create_task(worker.run())
+    probe.polling(worker)
     log.info("worker polling task queue %r at %s", settings.temporal_task_queue, settings.temporal_address)
     stop_task = asyncio.create_task(stop.wait())
     await asyncio.wait({worker_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
     stop.set()
-    await relay_task
-    await notices_task
-    await upstream_task
-    if rollup_task is not None:
-        await rollup_task
-    if not worker_task.done():
-        await worker.shutdown()
+    probe.draining()
+    # Stop polling before anything else, so no new task starts here while the running ones finish.
+    shutdown = asyncio.create_task(worker.shutdown()) if not worker_task.done() else None
+    grace = settings.worker_shutdown_grace_seconds
+    log.info("worker draining: polling stops, running activities and sends get %g s", grace)
+    # The relays finish the send or batch in hand (they claim nothing more); one stuck past the grace is
+    # cancelled: its claim runs out and another worker sends it again, under the same Message-ID.
+    for task in await finish_within(relays, grace):
+        log.warning("%s did not finish within %g s of the shutdown; cancelled", task.get_name(), grace)
+    if shutdown is not None:
+        await shutdown
     await worker_task
-    await db.dispose()
-    log.info("worker stopped")
 
 
 def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = get_settings()
-    configure_logging(settings.log_format, process="worker")
 
     async def _main() -> None:
         stop = asyncio.Event()

@@ -24,14 +24,23 @@ class NoticeRelay:
         self._settings = settings
         self._wake = wake
 
-    async def drain_once(self) -> int:
-        """Send every notice that is due now (a few at a time). Returns how many this relay handled."""
+    async def drain_once(self, stop: asyncio.Event | None = None) -> int:
+        """Send every notice that is due now (a few at a time). Returns how many this relay handled.
+
+        A shutdown (`stop`) claims nothing more: the sends under way finish and are recorded, the
+        rest stay pending for the next worker.
+        """
         handled = 0
         limit = asyncio.Semaphore(self._settings.notice_relay_concurrency)
+
+        def stopping() -> bool:
+            return stop is not None and stop.is_set()
 
         async def send(notice_id: int) -> None:
             nonlocal handled
             async with limit:
+                if stopping():
+                    return
                 if await self._sender.claim(notice_id):
                     await self._sender.deliver(notice_id)
                     handled += 1
@@ -40,7 +49,7 @@ class NoticeRelay:
             due = await self._sender.due()
             before = handled
             await asyncio.gather(*(send(notice_id) for notice_id in due))
-            if len(due) < 100 or handled == before:
+            if len(due) < 100 or handled == before or stopping():
                 return handled
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -49,7 +58,7 @@ class NoticeRelay:
         while not stop.is_set():
             self._wake.clear()
             try:
-                await self.drain_once()
+                await self.drain_once(stop)
             except Exception as exc:  # noqa: BLE001 - a database hiccup must not kill the relay; the next pass retries
                 # The class only: driver messages can quote the row they were writing.
                 log.warning("notice relay pass failed: %s", type(exc).__name__)

@@ -32,8 +32,12 @@ class OutboxRelay:
         self._client = client
         self._settings = settings
 
-    async def drain_once(self) -> int:
-        """Start every pending case workflow (oldest first, one batch). Returns how many were dispatched."""
+    async def drain_once(self, stop: asyncio.Event | None = None) -> int:
+        """Start every pending case workflow (oldest first, one batch). Returns how many were dispatched.
+
+        A shutdown (`stop`) ends the batch between two entries: each entry's start and its record are
+        one transaction, never cut in the middle.
+        """
         async with self._db.session() as session:
             pending = (
                 await session.exec(
@@ -45,6 +49,8 @@ class OutboxRelay:
             ).all()
             dispatched = 0
             for entry in pending:
+                if stop is not None and stop.is_set():
+                    break
                 try:
                     await start_case_workflow(
                         self._client,
@@ -71,7 +77,7 @@ class OutboxRelay:
         interval = self._settings.outbox_relay_interval_seconds
         while not stop.is_set():
             try:
-                count = await self.drain_once()
+                count = await self.drain_once(stop)
                 if count:
                     log.info("outbox relay started %d case workflow(s)", count)
             except Exception:  # noqa: BLE001 - a DB hiccup must not kill the relay

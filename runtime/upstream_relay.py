@@ -31,9 +31,10 @@ class UpstreamRelay:
         self._db = db
         self._settings = settings
 
-    async def drain_once(self, sender: UpstreamSender) -> int:
+    async def drain_once(self, sender: UpstreamSender, stop: asyncio.Event | None = None) -> int:
         """Send every push that is due now, a few at a time; after a failure that may pass, start no more.
 
+        A shutdown (`stop`) claims nothing more either; the pushes under way finish and are recorded.
         Returns how many were tried.
         """
         tried = 0
@@ -43,7 +44,7 @@ class UpstreamRelay:
         async def send(push_id: int) -> None:
             nonlocal tried, failing
             async with limit:
-                if failing:
+                if failing or (stop is not None and stop.is_set()):
                     return
                 push = await sender.claim(push_id)
                 if push is None:  # another relay took it
@@ -56,7 +57,7 @@ class UpstreamRelay:
             due = await sender.due(BATCH_SIZE)
             before = tried
             await asyncio.gather(*(send(push_id) for push_id in due))
-            if failing or len(due) < BATCH_SIZE or tried == before:
+            if failing or len(due) < BATCH_SIZE or tried == before or (stop is not None and stop.is_set()):
                 return tried
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -70,7 +71,7 @@ class UpstreamRelay:
             sender = UpstreamSender(self._db, self._settings, client)
             while not stop.is_set():
                 try:
-                    await self.drain_once(sender)
+                    await self.drain_once(sender, stop)
                 except Exception as exc:  # noqa: BLE001 - a database hiccup must not kill the relay
                     log.warning("upstream relay pass failed: %s", type(exc).__name__)
                 await sleep_unless_stopped(stop, interval)
