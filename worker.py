@@ -31,6 +31,7 @@ from activities import CaseActivities, build_activities
 from config import Settings, get_settings
 from models.db import Database
 from models.pii import configure_pii_keys
+from runtime.logs import configure_logging
 from runtime.notice_relay import NoticeRelay
 from runtime.rating_sweep import ensure_sweep_schedule
 from runtime.refresh_indicators import RollupRefresher, runs_here
@@ -141,8 +142,8 @@ async def _serve(client: Client, settings: Settings, stop: asyncio.Event, db: Da
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = get_settings()
+    configure_logging(settings.log_format, process="worker")
 
     async def _main() -> None:
         stop = asyncio.Event()
