@@ -1,19 +1,13 @@
 """PostgreSQL stops and starts again under a stream of ratings: every answer is 201 or 503, the books balance.
 
-The test runs its own PostgreSQL cluster (initdb and pg_ctl from /usr/lib/postgresql/*/bin) on a free
-port in a temporary directory, so stopping it harms nobody; it is skipped when the server binaries
-are missing. The shared cluster of the other tests is never touched.
+The test runs its own PostgreSQL cluster (tests/support/pg_cluster.py: initdb and pg_ctl from
+/usr/lib/postgresql/*/bin) on a free port in a temporary directory, so stopping it harms nobody; it is
+skipped when the server binaries are missing. The shared cluster of the other tests is never touched.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import glob
-import os
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,8 +23,8 @@ from models.ratings import Rating
 from models.services import ServiceRecord
 from runtime.seed import seed_demo
 from runtime.temporal import TemporalConnection
-from tests.support.db import alembic_upgrade
 from tests.support.http import bad_rating
+from tests.support.pg_cluster import PrivateCluster, migrated_cluster, requires_server_binaries
 from tests.support.services import api_client
 from tests.support.settings import free_port, make_settings
 
@@ -39,66 +33,13 @@ CONCURRENCY = 5
 OUTAGE_SECONDS = 3.0
 
 
-def _server_binaries() -> Path | None:
-    for directory in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
-        if all(Path(directory, name).exists() for name in ("initdb", "pg_ctl", "postgres")):
-            return Path(directory)
-    return None
-
-
-BIN = _server_binaries()
-pytestmark = pytest.mark.skipif(BIN is None, reason="PostgreSQL server binaries (initdb, pg_ctl) not installed")
-
-
-class PrivateCluster:
-    """A throwaway PostgreSQL cluster. initdb refuses to run as root, so as root it runs as `postgres`."""
-
-    def __init__(self) -> None:
-        assert BIN is not None
-        self.root = Path(tempfile.mkdtemp(prefix="hcp-pg-outage-"))
-        self.data = self.root / "data"
-        self.port = free_port()
-        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
-        self._as_user: list[str] = []
-        if os.geteuid() == 0:
-            shutil.chown(self.root, "postgres", "postgres")
-            self._as_user = ["runuser", "-u", "postgres", "--"]
-
-    def _run(self, *args: str) -> None:
-        subprocess.run([*self._as_user, *args], check=True, capture_output=True, timeout=60)
-
-    def init(self) -> None:
-        assert BIN is not None
-        self._run(
-            str(BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"
-        )
-
-    def start(self) -> None:
-        assert BIN is not None
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run(str(BIN / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start")
-
-    def stop(self, mode: str = "fast") -> None:
-        assert BIN is not None
-        self._run(str(BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
-
-    def remove(self) -> None:
-        if (self.data / "postmaster.pid").exists():
-            with contextlib.suppress(subprocess.CalledProcessError):
-                self.stop("immediate")
-        shutil.rmtree(self.root, ignore_errors=True)
+pytestmark = requires_server_binaries
 
 
 @pytest.fixture
 def cluster() -> Iterator[PrivateCluster]:
-    pg = PrivateCluster()
-    try:
-        pg.init()
-        pg.start()
-        alembic_upgrade(pg.url)
+    with migrated_cluster() as pg:
         yield pg
-    finally:
-        pg.remove()
 
 
 async def _add_records(db: Database, count: int) -> list[str]:
