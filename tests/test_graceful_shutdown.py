@@ -6,7 +6,8 @@ one transaction) is held mid-transaction by a row lock the test takes on the cas
 moment both processes get SIGTERM a request is in flight and an activity is running. Then:
 
 - the worker stops polling at once (its /readyz says draining) but stays until the activity
-  finishes once the lock goes, within its grace period, and exits 0;
+  finishes once the lock goes, and exits 0 (the record is a local activity inside the workflow
+  task: the worker lets it finish even with a grace of 0, as a run with one showed);
 - the API answers the in-flight request (200, or 202 as the workflow finishes the step on the next
   worker) before it exits; the connection is not reset;
 - the step's timeline event, audit row and notices exist exactly once; a new worker sends the
