@@ -10,17 +10,18 @@ with workflow.unsafe.imports_passed_through():
     from models.case.activity_io import (
         Audience,
         ComputeDueInput,
+        ComputeDuesInput,
     )
     from models.case.vocabulary import (
         ActivityName,
         Stage,
     )
-    from models.deadlines import DueDate
+    from models.deadlines import DueDate, compute_due
     from models.policy import DeadlineName
     from workflows.case.clock import Clock
 
 
-from workflows.case.state import _ACTIVITY_RETRY, _ACTIVITY_TIMEOUT, _MIN_TIMER
+from workflows.case.state import _MIN_TIMER
 from workflows.case.timeline import Timeline
 
 # Which clocks run in which stage; leaving the stage stops them.
@@ -82,16 +83,36 @@ class DeadlineBoard(Timeline):
         return f"{clock.name.value}.r{clock.round}.a{clock.arm}.{what}"
 
     async def _compute_due(self, start: datetime, name: DeadlineName) -> DueDate:
-        return await workflow.execute_activity(
+        if self._steps_in_one_task():
+            return (await self._compute_dues(start, [name]))[0]
+        due: DueDate = await self._run_activity(
             ActivityName.COMPUTE_DUE,
             ComputeDueInput(start=start, spec=self._policy.deadline(name).within),
             result_type=DueDate,
-            start_to_close_timeout=_ACTIVITY_TIMEOUT,
-            retry_policy=_ACTIVITY_RETRY,
         )
+        return due
 
-    async def _start_clock(self, name: DeadlineName, start: datetime, due_at: datetime | None = None) -> Clock:
-        due = DueDate(at=due_at) if due_at else await self._compute_due(start, name)
+    async def _compute_dues(self, start: datetime, names: list[DeadlineName]) -> list[DueDate]:
+        """Due times of deadlines that start together (current sequence only).
+
+        A natural-time rule (15 天, 24 小时) is arithmetic, done here; the working-day rules need the
+        calendar, which lives in the database: one local activity looks them all up.
+        """
+        specs = [self._policy.deadline(name).within for name in names]
+        walked = [spec for spec in specs if spec.unit == "working_days"]
+        looked_up: list[DueDate] = []
+        if walked:
+            looked_up = await self._run_activity(
+                ActivityName.COMPUTE_DUES, ComputeDuesInput(start=start, specs=walked), result_type=list[DueDate]
+            )
+        found = iter(looked_up)
+        return [next(found) if spec.unit == "working_days" else compute_due(start, spec) for spec in specs]
+
+    async def _start_clock(
+        self, name: DeadlineName, start: datetime, due_at: datetime | None = None, due: DueDate | None = None
+    ) -> Clock:
+        if due is None:
+            due = DueDate(at=due_at) if due_at else await self._compute_due(start, name)
         clock = Clock(
             name=name,
             round=self._round,

@@ -30,9 +30,14 @@ class Rounds(DeadlineBoard, Guards):
     ) -> None:
         """Start (or restart) a round at the current unit: callback and verification clocks from now."""
         now = workflow.now()
-        await self._start_clock(DeadlineName.VERIFICATION, now)
-        if self._callback_required():
-            await self._start_clock(DeadlineName.CALLBACK, now)
+        if self._steps_in_one_task():
+            names = [DeadlineName.VERIFICATION] + ([DeadlineName.CALLBACK] if self._callback_required() else [])
+            for name, due in zip(names, await self._compute_dues(now, names), strict=True):
+                await self._start_clock(name, now, due=due)
+        else:
+            await self._start_clock(DeadlineName.VERIFICATION, now)
+            if self._callback_required():
+                await self._start_clock(DeadlineName.CALLBACK, now)
         beside = self._notices_beside_steps()
         notices = [notice] if notice and beside else []
         await self._record(
@@ -48,8 +53,15 @@ class Rounds(DeadlineBoard, Guards):
     ) -> None:
         now = workflow.now()
         self._on_ledger = False
-        self._ledger_latest = (await self._compute_due(now, DeadlineName.RECTIFICATION_LEDGER_MAX)).at
-        await self._start_clock(DeadlineName.RECTIFICATION_IMMEDIATE, now)
+        if self._steps_in_one_task():
+            ledger_max, immediate = await self._compute_dues(
+                now, [DeadlineName.RECTIFICATION_LEDGER_MAX, DeadlineName.RECTIFICATION_IMMEDIATE]
+            )
+            self._ledger_latest = ledger_max.at
+            await self._start_clock(DeadlineName.RECTIFICATION_IMMEDIATE, now, due=immediate)
+        else:
+            self._ledger_latest = (await self._compute_due(now, DeadlineName.RECTIFICATION_LEDGER_MAX)).at
+            await self._start_clock(DeadlineName.RECTIFICATION_IMMEDIATE, now)
         await self._record(
             action, actor=actor, data={**(data or {}), "ledger_latest_due": self._ledger_latest.isoformat()}
         )

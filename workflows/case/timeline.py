@@ -118,12 +118,7 @@ class Timeline(CaseState):
                 actor_role=str(actor.role) if actor else "",
                 update_id=update_id,
             )
-            await workflow.execute_activity(
-                ActivityName.RECORD_CASE_EVENT,
-                event,
-                start_to_close_timeout=_ACTIVITY_TIMEOUT,
-                retry_policy=_ACTIVITY_RETRY,
-            )
+            await self._run_activity(ActivityName.RECORD_CASE_EVENT, event)
         for notice in legacy:
             await self._notify_legacy(notice)
 

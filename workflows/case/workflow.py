@@ -81,6 +81,7 @@ class CaseWorkflow(UnitSteps, SupervisorSteps, ReviewSteps):
     @workflow.run
     async def run(self, inp: CaseWorkflowInput) -> CaseSnapshot:
         # Patches are decided once, first, so their markers sit at the same place in every run.
+        self._steps_in_one_task()
         self._notices_beside_steps()
         self._rounds_as_runs()
         if inp.carry is None:
@@ -154,12 +155,19 @@ class CaseWorkflow(UnitSteps, SupervisorSteps, ReviewSteps):
     async def _await_rater(self) -> None:
         """Wait for the rater's answer; silence counts as the profile says. Not satisfied → reopen or escalate."""
         assert self._rater_window_due is not None
-        remaining = self._rater_window_due - workflow.now()
-        try:
-            await workflow.wait_condition(lambda: self._rater_answer is not None, timeout=max(remaining, _MIN_TIMER))
-            silent = False
-        except TimeoutError:
-            silent = True
+        remaining = max(self._rater_window_due - workflow.now(), _MIN_TIMER)
+        if self._steps_in_one_task():
+            # After the answer this run ends (closed, or the next round's run): the window's timer is left
+            # to lapse with it instead of being cancelled, one history event less per case.
+            window = asyncio.create_task(workflow.sleep(remaining))
+            await workflow.wait_condition(lambda: self._rater_answer is not None or window.done())
+            silent = self._rater_answer is None
+        else:
+            try:
+                await workflow.wait_condition(lambda: self._rater_answer is not None, timeout=remaining)
+                silent = False
+            except TimeoutError:
+                silent = True
         async with self._step_lock:
             await self._after_rater_answer(silent)
 
