@@ -37,8 +37,10 @@ from runtime.rating_sweep import ensure_sweep_schedule
 from runtime.refresh_indicators import RollupRefresher, runs_here
 from runtime.relay import OutboxRelay
 from runtime.retention import ensure_retention_schedule
+from runtime.sdk_metrics import worker_runtime
 from runtime.stopping import finish_within, sleep_unless_stopped
 from runtime.temporal import connect, ensure_search_attributes
+from runtime.tracing import tracing_for
 from runtime.upstream_relay import UpstreamRelay
 from runtime.worker_health import WorkerProbe, worker_probes
 from workflows.case import CaseWorkflow
@@ -67,9 +69,10 @@ def build_worker(client: Client, settings: Settings, activities: CaseActivities,
 async def connect_with_retry(settings: Settings, stop: asyncio.Event) -> Client | None:
     """Wait for Temporal to be reachable; None if asked to stop first."""
     delay = 1.0
+    runtime = worker_runtime(settings)  # outside the retries: a metrics address that cannot be bound stops the start
     while not stop.is_set():
         try:
-            return await connect(settings)
+            return await connect(settings, service="hcp-worker", runtime=runtime)
         except Exception as exc:  # noqa: BLE001 - keep waiting for the server
             log.warning("Temporal at %s not reachable (%s); retrying in %.0fs", settings.temporal_address, exc, delay)
             await sleep_unless_stopped(stop, delay)
@@ -153,6 +156,7 @@ def main() -> None:
         await run_worker(settings, stop)
 
     asyncio.run(_main())
+    tracing_for(settings, "hcp-worker").shutdown()  # its spans still batched: atexit hooks never run here
     # Everything is stopped and flushed here. Exit without interpreter finalization: the Temporal
     # core's native threads can still call into Python while it finalizes, which aborts the process
     # ("PyGILState_Release ... finalizing", seen in tests/test_worker_process.py about 1 run in 10).

@@ -43,6 +43,7 @@ from api.middleware import (
     SecurityHeadersMiddleware,
     UnexpectedErrorMiddleware,
 )
+from api.observability import FASTAPI_TELEMETRY, install_observability
 from api.openapi import install_openapi
 from api.rate_limit import PublicRateLimiter
 from api.root_cause import router as root_cause_router
@@ -84,6 +85,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
+        telemetry=FASTAPI_TELEMETRY,  # never its spans: they record raw paths (api/observability.py)
     )
     app.state.settings = settings
     app.state.db = db
@@ -97,6 +99,7 @@ def create_app(
         max_bytes=settings.request_body_max_bytes,
         larger={rating_batch.BATCH_PATH: rating_batch.BATCH_BODY_MAX_BYTES},
     )
+    install_observability(app, settings, db)  # /metrics, request metrics and spans: inside the 500 handler
     app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(AccessLogMiddleware)

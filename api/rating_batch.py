@@ -26,6 +26,7 @@ from models.bulk_intake import IntakeItem, ItemDone, ItemReady, ItemRefused, Pol
 from models.idempotency import IdempotentResponse
 from models.rating_intake import AlreadyRated, write_ratings
 from models.ratings import CoveredRating, RatingAccepted, RatingCreate
+from runtime.metrics import count_ratings_received
 
 router = APIRouter(tags=["ratings"])
 
@@ -136,6 +137,7 @@ async def _take(
         if isinstance(done, ItemDone) and i not in by_key:
             session.add(_answer(scope, keyed_item, done.accepted))
     await session.commit()
+    count_ratings_received(one.write.fields.channel.value for one in ready)
     items = [_result(i, results[i]) for i in range(len(checked))]
     return RatingBatchResult(
         accepted=sum(r.status == "accepted" for r in items),

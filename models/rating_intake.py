@@ -46,6 +46,7 @@ from models.ratings import (
 from models.services import ServiceRecord
 from models.suspicion import intake as suspicion
 from models.upstream import enqueue_rating_pushes
+from runtime.metrics import count_ratings_received
 from runtime.temporal import TemporalConnection, start_case_workflow
 
 log = logging.getLogger(__name__)
@@ -165,6 +166,7 @@ async def accept_ratings(
     if before_commit is not None:
         before_commit(accepted)
     await session.commit()
+    count_ratings_received(fields.channel.value for fields in ratings)
     for start in starts:
         await _start_after_commit(session, temporal, settings, start)
     # Flags only, never raises (docs/suspicious-ratings.md); the unit's thresholds are the profile just pinned.

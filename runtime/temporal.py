@@ -10,20 +10,33 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSe
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from config import Settings
 from models import search_attributes
 from models.case.vocabulary import CaseSnapshot, CaseWorkflowInput
+from runtime.tracing import Tracing, tracing_for
 from workflows.case import CaseWorkflow
 
 log = logging.getLogger(__name__)
 
 
-async def connect(settings: Settings) -> Client:
-    """A client with the pydantic data converter (the worker uses the same one)."""
+async def connect(
+    settings: Settings, *, service: str = "hcp-api", tracing: Tracing | None = None, runtime: Runtime | None = None
+) -> Client:
+    """A client with the pydantic data converter (the worker uses the same one).
+
+    Traced as `service` when tracing is on (runtime/tracing.py); `runtime` carries the worker's SDK
+    metrics (runtime/sdk_metrics.py).
+    """
+    tracing = tracing or tracing_for(settings, service)
     return await Client.connect(
-        settings.temporal_address, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+        interceptors=tracing.temporal_interceptors(),
+        runtime=runtime,
     )
 
 

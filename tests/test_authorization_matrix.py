@@ -38,6 +38,9 @@ USERS = {OWN_STAFF, OTHER_STAFF, SUPERVISOR, OTHER_SUPERVISOR, REVIEWER, OTHER_R
 PUBLIC = "public"  # open on purpose; the token or the form is the credential
 # A WebSocket route: open to connect, the first message authenticates (tests/test_devices.py proves each refusal).
 IN_BAND = "authenticates in-band"
+# Prometheus, not a person or a business system: HCP_METRICS_TOKEN as a bearer, or, while it is unset, loopback
+# callers no proxy relayed. No caller here holds that token; tests/test_metrics.py proves each refusal.
+SCRAPER = "metrics scraper"
 
 UNIT_STEP = {OWN_STAFF}
 INDICATOR_READERS = {OWN_STAFF, OTHER_STAFF, SUPERVISOR, OTHER_SUPERVISOR, ADMIN}
@@ -93,6 +96,7 @@ RULES: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/api/v1/suspicious-ratings/{flag_id}/decision"): {SUPERVISOR, ADMIN},
     # Window rating devices (评价器): login {staff_no, key} with the hall system's API key (docs/devices.md).
     ("WS", "/ws/devices"): IN_BAND,
+    ("GET", "/metrics"): SCRAPER,
     # Statistics (docs/indicators.md): every unit's staff and supervisor over their own scope (another unit's
     # figures are a 403 when asked for by unit_id), admins over all; reviewers and business systems none.
     ("GET", "/api/v1/indicators"): INDICATOR_READERS,
@@ -328,7 +332,7 @@ async def test_authorization_matrix(offline_api: httpx.AsyncClient, demo: DemoCr
     failures = []
     for method, path in sorted(RULES):
         rule = RULES[(method, path)]
-        if rule == IN_BAND:
+        if rule in (IN_BAND, SCRAPER):
             continue  # no HTTP caller's credentials count there
         url = re.sub(r"\{(\w+)\}", lambda m: PATH_VALUES[m.group(1)], path)
         for caller in CALLERS:

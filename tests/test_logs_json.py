@@ -16,6 +16,7 @@ from runtime.seed import DemoCredentials
 from tests.pii_watch import PII_NEEDLES, WATCH
 from tests.support.http import bad_rating, login
 
+
 @pytest.fixture
 def json_log() -> Iterator[io.StringIO]:
     """Everything logged during the test, as HCP_LOG_FORMAT=json writes it."""
