@@ -100,7 +100,8 @@ async def test_worker_down_the_step_is_not_taken_and_never_applied_later(
         took = asyncio.get_running_loop().time() - started
         assert down.status_code == 503, down.text
         assert down.json()["detail"]["code"] == "not_taken" and down.headers["retry-after"]
-        assert took < 8, f"answered after {took:.1f}s"
+        # The wait (2 s) and the last look for an acceptance (up to 11 s: docs/decisions/0007).
+        assert took < 16, f"answered after {took:.1f}s"
 
         async with running_worker(dev_server.client, quick, db, max_cached_workflows=0):
             # The worker is back and sees the late Update: its validator refuses it, so nothing happens.
@@ -148,9 +149,10 @@ async def test_a_slow_step_is_accepted_then_finishes_audited_once(
             check = slow.json()["check_url"]
             pending = await api.get(check, headers=staff)
             assert pending.status_code == 200 and pending.json()["status"] == "in_progress"
-            # Clicked again while it finishes: the case has moved on (or is moving), so it is refused.
+            # Clicked again while it finishes: refused (the case has moved on), or — while the first step's
+            # write holds the workflow task that took it — not taken; never a second acceptance.
             again = await api.post(f"/api/v1/cases/{case_id}/accept", json={"note": "签收"}, headers=staff)
-            assert again.status_code == 409, again.text
+            assert again.status_code == 409 or again.json()["detail"]["code"] == "not_taken", again.text
         finally:
             release.set()
 

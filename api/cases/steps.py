@@ -56,6 +56,12 @@ RETRY_AFTER_SECONDS = 5
 # between a workflow task starting (the validator's "now") and its answer reaching us, and clock skew.
 _EXPIRY_MARGIN = timedelta(seconds=1)
 _SETTLE_TIMEOUT = timedelta(seconds=3)
+# How long the last look waits for an Update to show as accepted. The case writes its timeline inside
+# the workflow task that accepts a step (a local activity), so a slow write delays the acceptance too;
+# a task still running reports what it has decided, acceptance included, within 80 % of its timeout
+# (10 s by default). A task that started before the expiry has therefore shown its acceptance by
+# expiry + 10 s, or it died and its retry, after the expiry, refuses the Update.
+_ACCEPTANCE_SETTLE = timedelta(seconds=11)
 
 # A refusal's ApplicationError type → (HTTP status, error code).
 _REFUSALS = {
@@ -295,5 +301,5 @@ async def poll_update(client: Client, workflow_id: str, update_id: str, accepted
             wait_policy=WaitPolicy(lifecycle_stage=stage),
         ),
         retry=False,
-        timeout=_SETTLE_TIMEOUT,
+        timeout=_ACCEPTANCE_SETTLE if accepted_only else _SETTLE_TIMEOUT,
     )

@@ -114,7 +114,10 @@ async def rater_response_submit(
     try:
         outcome = await take_step(session, temporal, call, settings.case_action_wait_seconds, f"/r/{token}")
     except StepError as exc:
-        if exc.error_type == ErrorType.ALREADY_TAKEN:
+        # An answer may close the case in the very task that takes it, so the second of two answers can find
+        # the case already ended rather than "already answered": the link says which it was.
+        await session.refresh(link)
+        if exc.error_type == ErrorType.ALREADY_TAKEN or link.answer_satisfied is not None:
             return notice(409, "已收到确认", "您对本次办理结果的确认已经收到，无需重复提交。感谢您的反馈。")
         if exc.status == 503:
             text = "系统繁忙，您的确认未提交。请稍后再次打开此链接提交。"
