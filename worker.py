@@ -43,6 +43,7 @@ from runtime.temporal import connect, ensure_search_attributes
 from runtime.tracing import tracing_for
 from runtime.upstream_relay import UpstreamRelay
 from runtime.worker_health import WorkerProbe, worker_probes
+from runtime.workflow_runner import workflow_runner
 from workflows.case import CaseWorkflow
 from workflows.rating_sweep import RatingSweepWorkflow
 from workflows.retention import RetentionWorkflow
@@ -61,6 +62,7 @@ def build_worker(client: Client, settings: Settings, activities: CaseActivities,
         task_queue=settings.temporal_task_queue,
         workflows=WORKFLOWS,
         activities=registered,
+        workflow_runner=workflow_runner(),
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_grace_seconds),
         **options,
     )
