@@ -15,6 +15,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from sqlalchemy import create_engine, text
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -153,6 +154,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if reporter is not None:
             reporter.write_line("\n".join(lines), red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest_asyncio.fixture
+async def locker(settings: Settings) -> AsyncIterator[AsyncConnection]:
+    """A database connection of the test's own, to hold a row lock while the system works."""
+    engine = create_async_engine(settings.async_sqlalchemy_url)
+    async with engine.connect() as conn:
+        yield conn
+    await engine.dispose()
 
 
 @pytest.fixture

@@ -22,14 +22,12 @@ import re
 import signal
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-import pytest_asyncio
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, func, select
 from sqlmodel.sql.expression import SelectOfScalar
 from temporalio.testing import WorkflowEnvironment
@@ -109,15 +107,6 @@ async def _answering(url: str, ready: int = 200) -> bool:
             return (await client.get(url)).status_code == ready
     except httpx.TransportError:
         return False
-
-
-@pytest_asyncio.fixture
-async def locker(settings: Settings) -> AsyncIterator[AsyncConnection]:
-    """A connection of the test's own, to hold a row lock while the system works."""
-    engine = create_async_engine(settings.async_sqlalchemy_url)
-    async with engine.connect() as conn:
-        yield conn
-    await engine.dispose()
 
 
 async def _case_updates_waiting(conn: AsyncConnection) -> int:

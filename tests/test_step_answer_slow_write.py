@@ -10,12 +10,10 @@ and exactly one callback, with one audit record.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio.testing import WorkflowEnvironment
 
 from config import Settings
@@ -30,15 +28,6 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 
 HELD_FOR = 12.0  # longer than the API waits, and than the workflow task's timeout (10 s)
-
-
-@pytest_asyncio.fixture
-async def locker(settings: Settings) -> AsyncIterator[AsyncConnection]:
-    """A connection of the test's own, to hold the case row while the system works."""
-    engine = create_async_engine(settings.async_sqlalchemy_url)
-    async with engine.connect() as conn:
-        yield conn
-    await engine.dispose()
 
 
 async def _count(db: Database, query: str, case_id: int) -> int:
