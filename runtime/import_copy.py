@@ -31,6 +31,7 @@ from runtime.import_side_rows import Written, copy_side_rows
 RATING_COLUMNS = (
     "id", "record_id", "level", "channel", "target", "follow_up", "stage", "lead_rating_id", "answers", "comment",
     "real_name", "rater_name", "rater_phone", "rater_email", "is_bad", "adopted", "source_system", "submitted_at",
+    "anonymised_at",
 )  # fmt: skip
 _COPY = f"COPY rating ({', '.join(RATING_COLUMNS)}) FROM STDIN"
 _ENCRYPTED = EncryptedText()
@@ -105,4 +106,5 @@ def _copy_row(rating_id: int, values: dict[str, Any]) -> tuple[Any, ...]:
         values["adopted"],
         values["source_system"],
         values["submitted_at"],
+        None,  # anonymised_at: a rating just imported still holds what the retention job later removes
     )
