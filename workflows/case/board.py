@@ -108,11 +108,10 @@ class DeadlineBoard(Timeline):
         found = iter(looked_up)
         return [next(found) if spec.unit == "working_days" else compute_due(start, spec) for spec in specs]
 
-    async def _start_clock(
-        self, name: DeadlineName, start: datetime, due_at: datetime | None = None, due: DueDate | None = None
-    ) -> Clock:
+    async def _start_clock(self, name: DeadlineName, start: datetime, due: DueDate | None = None) -> Clock:
+        """Start a clock; its due time computed from the policy's rule unless given (台账, a batch look-up)."""
         if due is None:
-            due = DueDate(at=due_at) if due_at else await self._compute_due(start, name)
+            due = await self._compute_due(start, name)
         clock = Clock(
             name=name,
             round=self._round,

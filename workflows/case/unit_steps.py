@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         Stage,
         Verdict,
     )
+    from models.deadlines import DueDate
     from models.policy import DeadlineName
 
 
@@ -99,7 +100,7 @@ class UnitSteps(Rounds):
         async with self._step(self._validate_ledger, inp):
             self._on_ledger = True
             self._stop_clock(DeadlineName.RECTIFICATION_IMMEDIATE, "replaced")
-            await self._start_clock(DeadlineName.RECTIFICATION_LEDGER_MAX, workflow.now(), due_at=inp.due_at)
+            await self._start_clock(DeadlineName.RECTIFICATION_LEDGER_MAX, workflow.now(), due=DueDate(at=inp.due_at))
             await self._record("ledgered", actor=inp.actor, data={"due_at": inp.due_at.isoformat(), "plan": inp.plan})
             return self._snapshot()
 
